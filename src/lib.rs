@@ -1,0 +1,23 @@
+//! sonnys-etl: exports Sonny's Carwash Controls transactions into PostgreSQL.
+//!
+//! The data path, in the order a request travels:
+//! - [`configuration`]: typed settings, checked at start-up.
+//! - [`domain`]: accounts, sites, business days and the export windows of a day.
+//! - [`budget`]: one request budget per API id, shared by all its workers.
+//! - [`api`]: the vendor API client and its typed records and errors.
+//! - [`export`]: the pipelined export of one site-day.
+//! - [`store`]: idempotent, set-based upserts into PostgreSQL.
+//! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
+//! - [`simulator`]: a faithful stand-in for the vendor API.
+//! - [`cli`]: the commands.
+
+pub mod api;
+pub mod budget;
+pub mod cli;
+pub mod configuration;
+pub mod domain;
+pub mod export;
+pub mod progress;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

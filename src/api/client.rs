@@ -1,0 +1,280 @@
+//! The HTTP client of one account. Every request first waits for the
+//! account's API-id budget; a 429 is reported back to that budget.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use super::error::ApiError;
+use super::model::{JobData, SiteEntry};
+use crate::budget::{Budget, Closed, Priority};
+use crate::domain::{ApiId, ExportWindow, SiteCode};
+
+/// The page size the export endpoint requires.
+pub const PAGE_SIZE: u32 = 100;
+
+/// The handle of one export job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobHash(pub String);
+
+impl std::fmt::Display for JobHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client for one API id and key.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Url,
+    budget: Budget,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(
+        base_url: &Url,
+        api_id: &ApiId,
+        api_key: &SecretString,
+        request_timeout: Duration,
+        budget: Budget,
+    ) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "X-Sonnys-API-ID",
+            HeaderValue::from_str(api_id.as_str())
+                .map_err(|_| "the API id is not a valid header value")?,
+        );
+        let mut key = HeaderValue::from_str(api_key.expose_secret())
+            .map_err(|_| "the API key is not a valid header value")?;
+        key.set_sensitive(true);
+        headers.insert("X-Sonnys-API-Key", key);
+        headers.insert("Accept", HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("sonnys-etl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut base_url = base_url.clone();
+        if !base_url.path().ends_with('/') {
+            base_url.set_path(&format!("{}/", base_url.path()));
+        }
+        Ok(Self {
+            http,
+            base_url,
+            budget,
+        })
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // `base_url` ends with '/', and `path` is relative, so join keeps /v1.
+        self.base_url
+            .join(path)
+            .unwrap_or_else(|_| self.base_url.clone())
+    }
+
+    async fn wait_turn(
+        &self,
+        priority: Priority,
+        lane: &str,
+        endpoint: &'static str,
+    ) -> Result<(), ApiError> {
+        self.budget
+            .acquire(priority, lane)
+            .await
+            .map_err(|Closed| ApiError::Decode {
+                endpoint,
+                problem: "shutting down".into(),
+            })
+    }
+
+    /// GET /site/list.
+    pub async fn list_sites(&self) -> Result<Vec<SiteEntry>, ApiError> {
+        const ENDPOINT: &str = "site/list";
+        self.wait_turn(Priority::Open, "", ENDPOINT).await?;
+        let response = self
+            .http
+            .get(self.url(ENDPOINT))
+            .send()
+            .await
+            .map_err(|source| ApiError::Transport {
+                endpoint: ENDPOINT,
+                source,
+            })?;
+        let body = self.body(ENDPOINT, response).await?;
+        let sites = body
+            .get("data")
+            .and_then(|d| d.get("sites"))
+            .cloned()
+            .ok_or_else(|| ApiError::Decode {
+                endpoint: ENDPOINT,
+                problem: "no `data.sites` in the answer".into(),
+            })?;
+        serde_json::from_value(sites).map_err(|e| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem: e.to_string(),
+        })
+    }
+
+    /// POST /transaction/load-job for one page (numbered from 1) of a site's window.
+    pub async fn load_job(
+        &self,
+        site: &SiteCode,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+    ) -> Result<JobHash, ApiError> {
+        const ENDPOINT: &str = "transaction/load-job";
+        self.wait_turn(priority, site.as_str(), ENDPOINT).await?;
+        let response = self
+            .http
+            .post(self.url(ENDPOINT))
+            .query(&[
+                ("startDate", window.start().to_string()),
+                ("endDate", window.end().to_string()),
+                ("site", site.as_str().to_owned()),
+                ("limit", PAGE_SIZE.to_string()),
+                ("offset", page.to_string()),
+            ])
+            .send()
+            .await
+            .map_err(|source| ApiError::Transport {
+                endpoint: ENDPOINT,
+                source,
+            })?;
+        let body = self.body(ENDPOINT, response).await?;
+        body.get("data")
+            .and_then(|d| d.get("hash"))
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty())
+            .map(|h| JobHash(h.to_owned()))
+            .ok_or_else(|| ApiError::Decode {
+                endpoint: ENDPOINT,
+                problem: "no `data.hash` in the answer".into(),
+            })
+    }
+
+    /// GET /transaction/get-job-data for a hash.
+    pub async fn get_job_data(&self, site: &SiteCode, hash: &JobHash) -> Result<JobData, ApiError> {
+        const ENDPOINT: &str = "transaction/get-job-data";
+        self.wait_turn(Priority::Poll, site.as_str(), ENDPOINT)
+            .await?;
+        let response = self
+            .http
+            .get(self.url(ENDPOINT))
+            .query(&[("hash", hash.0.as_str())])
+            .send()
+            .await
+            .map_err(|source| ApiError::Transport {
+                endpoint: ENDPOINT,
+                source,
+            })?;
+        let body = self.body(ENDPOINT, response).await?;
+        JobData::from_body(body).map_err(|problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        })
+    }
+
+    /// The JSON body of a 2xx answer, or the typed error of any other.
+    async fn body(&self, endpoint: &'static str, response: Response) -> Result<Value, ApiError> {
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ApiError::Transport { endpoint, source })?;
+        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if status.is_success() {
+            return json.ok_or_else(|| ApiError::Decode {
+                endpoint,
+                problem: format!("the body is not JSON: {}", snippet(&bytes)),
+            });
+        }
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(name))
+                .and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+        };
+        let kind = field("type").unwrap_or_else(|| "(no type)".into());
+        let mut message = field("message").unwrap_or_else(|| {
+            if json.is_some() {
+                String::new()
+            } else {
+                format!("non-JSON body: {}", snippet(&bytes))
+            }
+        });
+        if let Some(Value::Array(messages)) = json.as_ref().and_then(|j| j.get("messages")) {
+            let list: Vec<String> = messages
+                .iter()
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| m.to_string())
+                })
+                .collect();
+            message = format!("{message} [{}]", list.join("; "));
+        }
+        Err(match status {
+            StatusCode::FORBIDDEN => ApiError::Forbidden { kind, message },
+            StatusCode::TOO_MANY_REQUESTS => {
+                self.budget.rate_limited(retry_after);
+                ApiError::RateLimited {
+                    kind,
+                    message,
+                    retry_after,
+                }
+            }
+            StatusCode::NOT_FOUND => ApiError::NotFound { kind, message },
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Invalid { kind, message },
+            s if s == StatusCode::BAD_REQUEST || s.is_server_error() => ApiError::Server {
+                status: s.as_u16(),
+                kind,
+                code: field("code"),
+                message,
+            },
+            s => ApiError::Unexpected {
+                status: s.as_u16(),
+                message: format!("{kind}: {message}"),
+            },
+        })
+    }
+}
+
+/// The start of a body for an error message, on one line.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(160)]);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        "(empty)".into()
+    } else {
+        one_line
+    }
+}

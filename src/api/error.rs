@@ -1,0 +1,82 @@
+//! What can go wrong talking to the API, typed by what the caller must do.
+
+use std::time::Duration;
+
+/// An unsuccessful request. Messages quote the server's `type`, `code` and
+/// message but never credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Credentials or site access refused. Permanent until the operator fixes it.
+    #[error("HTTP 403 {kind}: {message} (the API refused this account's credentials; fix them and run again)")]
+    Forbidden { kind: String, message: String },
+    /// Over the API id's request budget.
+    #[error("HTTP 429 {kind}: {message}")]
+    RateLimited {
+        kind: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// An expired or unknown job hash, or an unknown resource.
+    #[error("HTTP 404 {kind}: {message}")]
+    NotFound { kind: String, message: String },
+    /// The request itself is wrong: a bug or a date outside what the API serves.
+    #[error("HTTP 422 {kind}: {message}")]
+    Invalid { kind: String, message: String },
+    /// 400 and 5xx: the server could not answer this time.
+    #[error("HTTP {status} {kind}{code}: {message}", code = code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]
+    Server {
+        status: u16,
+        kind: String,
+        code: Option<String>,
+        message: String,
+    },
+    /// Any other status.
+    #[error("unexpected HTTP {status}: {message}")]
+    Unexpected { status: u16, message: String },
+    /// No answer: connection refused, reset, timed out.
+    #[error("no answer from {endpoint}: {source}")]
+    Transport {
+        endpoint: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A 200 whose body is not what the documentation promises.
+    #[error("unreadable answer from {endpoint}: {problem}")]
+    Decode {
+        endpoint: &'static str,
+        problem: String,
+    },
+}
+
+/// What the caller does about an [`ApiError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Stop all work of the account.
+    StopAccount,
+    /// Wait past the window (the budget already paused) and send again.
+    AfterWindow,
+    /// The job is gone: submit its criteria again.
+    Resubmit,
+    /// Transient: retry with bounded backoff.
+    Retry,
+    /// Fail this unit of work loudly; retrying cannot help.
+    Fail,
+}
+
+impl ApiError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            ApiError::Forbidden { .. } => Disposition::StopAccount,
+            ApiError::RateLimited { .. } => Disposition::AfterWindow,
+            ApiError::NotFound { .. } => Disposition::Resubmit,
+            ApiError::Invalid { .. } => Disposition::Fail,
+            ApiError::Server { .. } | ApiError::Transport { .. } | ApiError::Decode { .. } => {
+                Disposition::Retry
+            }
+            ApiError::Unexpected { status, .. } if *status >= 500 || *status == 408 => {
+                Disposition::Retry
+            }
+            ApiError::Unexpected { .. } => Disposition::Fail,
+        }
+    }
+}

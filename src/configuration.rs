@@ -1,0 +1,425 @@
+//! Typed settings: a TOML file overridden by `SONNYS_ETL__SECTION__KEY`
+//! environment variables and `DATABASE_URL`, checked completely at start-up so
+//! that a mistake stops the program with the key named, before any request.
+//!
+//! API keys are read from the file, an environment variable or a file of their
+//! own and held as [`SecretString`]: they are never printed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::{parse_timezone, AccountName, ApiId, SiteCode};
+
+/// The vendor's production endpoint.
+pub const PRODUCTION_BASE_URL: &str = "https://trigonapi.sonnyscontrols.com/v1";
+
+/// A configuration problem, naming the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub api: ApiSettings,
+    pub sync: SyncSettings,
+    pub accounts: Vec<AccountSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// May hold a password, so it is a secret.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub base_url: Url,
+    /// What the vendor allows per API id and window (20 per 15 s).
+    pub requests_per_window: u32,
+    pub window: Duration,
+    /// Requests per window left untouched for other consumers of the same id.
+    pub reserve: u32,
+    /// Added to the window before a request's slot is reused, to absorb
+    /// network jitter between our clock and the server's.
+    pub jitter_guard: Duration,
+    pub request_timeout: Duration,
+    /// How long one page's export job may take before the site-day fails.
+    pub job_timeout: Duration,
+}
+
+impl ApiSettings {
+    /// Requests per window this daemon may spend.
+    pub fn allowance(&self) -> u32 {
+        self.requests_per_window.saturating_sub(self.reserve)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Sites exported at the same time, across all accounts.
+    pub max_concurrent_sites: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    pub name: AccountName,
+    pub api_id: ApiId,
+    pub api_key: SecretString,
+    /// Zone for sites whose /site/list entry has none.
+    pub timezone: Option<Tz>,
+    /// Only these sites; all of the account's sites when `None`.
+    pub sites: Option<Vec<SiteCode>>,
+}
+
+// ---- the raw shape of the file, exactly the documented keys ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    base_url: Option<String>,
+    requests_per_window: Option<u32>,
+    window: Option<String>,
+    reserve: Option<u32>,
+    jitter_guard: Option<String>,
+    request_timeout: Option<String>,
+    job_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    max_concurrent_sites: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Option<String>,
+    api_id: Option<String>,
+    api_key: Option<String>,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+    timezone: Option<String>,
+    sites: Option<Vec<String>>,
+}
+
+/// Where settings come from: an optional file and an environment.
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: HashMap<String, String>,
+}
+
+impl Sources<'_> {
+    /// The process environment and an optional file.
+    pub fn process(file: Option<&Path>) -> Sources<'_> {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load and check the settings.
+    pub fn load(sources: &Sources<'_>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = sources.file {
+            if !file.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "the file {} does not exist or is not a file",
+                    file.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let overrides: HashMap<String, String> = sources
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SONNYS_ETL__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("SONNYS_ETL")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(overrides.into_iter().collect())),
+        );
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Self::check(raw, &sources.env)
+    }
+
+    fn check(raw: RawSettings, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let database_url = raw
+            .database
+            .url
+            .or_else(|| env.get("DATABASE_URL").cloned())
+            .filter(|u| !u.trim().is_empty());
+        if let Some(url) = &database_url {
+            Url::parse(url).map_err(|_| {
+                invalid(
+                    "database.url",
+                    "is not a URL (expected postgres://user@host:port/database)",
+                )
+            })?;
+        }
+        let database = DatabaseSettings {
+            url: database_url.map(SecretString::from),
+            max_connections: positive(
+                "database.max_connections",
+                raw.database.max_connections,
+                10,
+            )?,
+        };
+
+        let base_url = raw
+            .api
+            .base_url
+            .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned());
+        let base_url = Url::parse(base_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                invalid(
+                    "api.base_url",
+                    format!("`{base_url}` is not an http(s) URL"),
+                )
+            })?;
+        let requests_per_window =
+            positive("api.requests_per_window", raw.api.requests_per_window, 20)?;
+        let reserve = raw.api.reserve.unwrap_or(0);
+        if reserve >= requests_per_window {
+            return Err(invalid(
+                "api.reserve",
+                format!(
+                    "{reserve} leaves nothing of api.requests_per_window = {requests_per_window}"
+                ),
+            ));
+        }
+        let api = ApiSettings {
+            base_url,
+            requests_per_window,
+            window: duration("api.window", raw.api.window, Duration::from_secs(15))?,
+            reserve,
+            jitter_guard: duration_or_zero(
+                "api.jitter_guard",
+                raw.api.jitter_guard,
+                Duration::from_millis(250),
+            )?,
+            request_timeout: duration(
+                "api.request_timeout",
+                raw.api.request_timeout,
+                Duration::from_secs(30),
+            )?,
+            job_timeout: duration(
+                "api.job_timeout",
+                raw.api.job_timeout,
+                Duration::from_secs(600),
+            )?,
+        };
+        let sync = SyncSettings {
+            max_concurrent_sites: positive(
+                "sync.max_concurrent_sites",
+                raw.sync.max_concurrent_sites,
+                16,
+            )?,
+        };
+
+        let mut names = BTreeSet::new();
+        let mut accounts = Vec::with_capacity(raw.accounts.len());
+        for (i, a) in raw.accounts.into_iter().enumerate() {
+            let at = |field: &str| format!("accounts[{i}].{field}");
+            let name = a
+                .name
+                .as_deref()
+                .ok_or_else(|| invalid(at("name"), "is missing"))
+                .and_then(|n| AccountName::parse(n).map_err(|p| invalid(at("name"), p)))?;
+            if !names.insert(name.clone()) {
+                return Err(invalid(
+                    at("name"),
+                    format!("`{name}` is used by two accounts; names must be unique"),
+                ));
+            }
+            let at = |field: &str| format!("accounts[{i}] ({name}).{field}");
+            let api_id = a
+                .api_id
+                .as_deref()
+                .ok_or_else(|| invalid(at("api_id"), "is missing"))
+                .and_then(|id| ApiId::parse(id).map_err(|p| invalid(at("api_id"), p)))?;
+            let api_key = match (a.api_key, a.api_key_env, a.api_key_file) {
+                (Some(key), None, None) => key,
+                (None, Some(var), None) => env.get(&var).cloned().ok_or_else(|| {
+                    invalid(
+                        at("api_key_env"),
+                        format!("the environment variable {var} is not set"),
+                    )
+                })?,
+                (None, None, Some(path)) => std::fs::read_to_string(&path)
+                    .map_err(|e| {
+                        invalid(
+                            at("api_key_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+                (None, None, None) => {
+                    return Err(invalid(
+                        at("api_key"),
+                        "is missing: set one of api_key, api_key_env or api_key_file",
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        at("api_key"),
+                        "set only one of api_key, api_key_env and api_key_file",
+                    ))
+                }
+            };
+            if api_key.trim().is_empty() {
+                return Err(invalid(at("api_key"), "is empty"));
+            }
+            let timezone = a
+                .timezone
+                .as_deref()
+                .map(parse_timezone)
+                .transpose()
+                .map_err(|p| invalid(at("timezone"), p))?;
+            let sites = a
+                .sites
+                .map(|codes| {
+                    codes
+                        .iter()
+                        .map(|c| {
+                            SiteCode::parse(c)
+                                .ok_or_else(|| invalid(at("sites"), "holds an empty site code"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            accounts.push(AccountSettings {
+                name,
+                api_id,
+                api_key: SecretString::from(api_key),
+                timezone,
+                sites,
+            });
+        }
+
+        Ok(Settings {
+            database,
+            api,
+            sync,
+            accounts,
+        })
+    }
+
+    /// The database URL, or a clear error when none is configured.
+    pub fn database_url(&self) -> Result<&str, ConfigError> {
+        self.database
+            .url
+            .as_ref()
+            .map(|u| u.expose_secret())
+            .ok_or_else(|| {
+                invalid(
+                    "database.url",
+                    "is not set (set it in the file or DATABASE_URL)",
+                )
+            })
+    }
+}
+
+fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or(default);
+    if value <= T::default() {
+        return Err(invalid(key, format!("must be greater than 0, got {value}")));
+    }
+    Ok(value)
+}
+
+fn duration_or_zero(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+            invalid(
+                key,
+                format!("`{text}` is not a duration like \"15s\" or \"1500ms\": {e}"),
+            )
+        }),
+    }
+}
+
+fn duration(key: &str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    let d = duration_or_zero(key, value, default)?;
+    if d.is_zero() {
+        return Err(invalid(key, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}

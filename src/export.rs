@@ -1,0 +1,396 @@
+//! The export of one site's business day: for each export window, submit page
+//! 1, learn `total`, then keep the further pages' jobs building ahead of time
+//! and poll each when it is probably ready, so that close to two requests are
+//! spent per page. Each page is stored as soon as it arrives, in its own
+//! database transaction; nothing collects a whole day.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::model::{JobData, JobStatus, Transaction};
+use crate::api::{ApiError, Client, Disposition, JobHash};
+use crate::budget::Priority;
+use crate::domain::{AccountName, BusinessDay, ExportWindow, Site};
+use crate::store::{self, PageWrite};
+
+/// Records per page, fixed by the API.
+const PAGE_SIZE: u64 = 100;
+/// Page jobs a site keeps building ahead. Far below what could expire: at
+/// the API's ceiling a page is read within seconds of its submission.
+const LOOKAHEAD: usize = 6;
+/// Times one page's job is submitted again after `fail` or an expired hash.
+const MAX_RESUBMITS: u32 = 3;
+/// Attempts of one request on transient errors (500, 400, no answer).
+const MAX_ATTEMPTS: u32 = 5;
+/// Attempts of one request answered 429 (another consumer overspent the id).
+const MAX_RATE_LIMITED: u32 = 8;
+
+/// Why a site-day could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("page {page} of window {window}: the export job did not finish within {timeout:?}")]
+    JobTimeout {
+        page: u32,
+        window: ExportWindow,
+        timeout: Duration,
+    },
+    #[error("page {page} of window {window}: the job failed {times} times")]
+    JobFailed {
+        page: u32,
+        window: ExportWindow,
+        times: u32,
+    },
+    #[error("page {page}: {problem}")]
+    Record { page: u32, problem: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl ExportError {
+    /// Whether the whole account must stop (its credentials were refused).
+    pub fn stops_account(&self) -> bool {
+        matches!(self, ExportError::Api(e) if e.disposition() == Disposition::StopAccount)
+    }
+}
+
+/// What a finished site-day did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DayReport {
+    pub transactions: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub write: PageWrite,
+}
+
+/// Build times seen for one account, to time the first poll of each job.
+///
+/// A poll that finds `working` is a wasted request; a late poll only costs
+/// latency, which pipelining hides. So the estimate moves up sharply after a
+/// wasted poll and drifts down slowly after a hit, settling where a few
+/// percent of first polls are early.
+#[derive(Debug)]
+pub struct BuildTimes {
+    estimate: Mutex<Duration>,
+}
+
+impl Default for BuildTimes {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
+}
+
+impl BuildTimes {
+    pub fn new(initial: Duration) -> Self {
+        Self {
+            estimate: Mutex::new(initial),
+        }
+    }
+
+    pub fn estimate(&self) -> Duration {
+        *self.estimate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hit(&self) {
+        let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
+        *e = e.mul_f64(0.97).max(Duration::from_millis(20));
+    }
+
+    fn miss(&self, elapsed: Duration) {
+        let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
+        *e = (*e)
+            .max(elapsed)
+            .mul_f64(1.25)
+            .min(Duration::from_secs(120));
+    }
+
+    /// Delay before the `n`-th poll (from 1) of a job that was still working.
+    fn backoff(&self, n: u32) -> Duration {
+        let base = self.estimate().mul_f64(0.25).max(Duration::from_millis(50));
+        base.mul_f64(1.5f64.powi(n as i32 - 1))
+            .min(Duration::from_secs(10))
+    }
+}
+
+/// Everything one account's exports share.
+#[derive(Clone)]
+pub struct AccountExport {
+    pub pool: PgPool,
+    pub account: AccountName,
+    pub client: Client,
+    pub builds: Arc<BuildTimes>,
+    pub job_timeout: Duration,
+    /// Cancelled when the account must stop or the program shuts down.
+    pub cancel: CancellationToken,
+}
+
+/// The export of one site-day in progress.
+struct DayExport<'a> {
+    account: &'a AccountExport,
+    site: &'a Site,
+    day: BusinessDay,
+    requests: AtomicU64,
+    transactions: AtomicU64,
+    pages: AtomicU64,
+    write: Mutex<PageWrite>,
+}
+
+impl AccountExport {
+    /// Export one site-day completely and record it in `sonnys.sync_days`:
+    /// `done` only when every page of every window is committed.
+    pub async fn export_day(
+        &self,
+        site: &Site,
+        day: BusinessDay,
+    ) -> Result<DayReport, ExportError> {
+        store::begin_day(&self.pool, &self.account, &site.code, day.date).await?;
+        let run = DayExport {
+            account: self,
+            site,
+            day,
+            requests: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            write: Mutex::new(PageWrite::default()),
+        };
+        let result = run.run().await;
+        let requests = run.requests.load(Ordering::Relaxed);
+        let error = result.as_ref().err().map(|e| e.to_string());
+        store::finish_day(
+            &self.pool,
+            &self.account,
+            &site.code,
+            day.date,
+            requests,
+            error.as_deref(),
+        )
+        .await?;
+        result?;
+        let write = *run.write.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(DayReport {
+            transactions: run.transactions.load(Ordering::Relaxed),
+            pages: run.pages.load(Ordering::Relaxed),
+            requests,
+            write,
+        })
+    }
+}
+
+impl DayExport<'_> {
+    async fn run(&self) -> Result<(), ExportError> {
+        let now = chrono::Utc::now();
+        for window in self.day.windows(now) {
+            self.export_window(window).await?;
+        }
+        Ok(())
+    }
+
+    async fn export_window(&self, window: ExportWindow) -> Result<(), ExportError> {
+        let first = self.fetch_page(window, 1, Priority::Open).await?;
+        let mut total = first.total;
+        self.store(1, first).await?;
+        let mut done = 1u64;
+        // `total` may grow between builds (late transactions): keep going
+        // until every page the largest total implies is stored.
+        loop {
+            let pages = total.div_ceil(PAGE_SIZE);
+            if done >= pages {
+                return Ok(());
+            }
+            let seen = AtomicU64::new(total);
+            stream::iter(done + 1..=pages)
+                .map(|page| {
+                    let seen = &seen;
+                    async move {
+                        let page = page as u32;
+                        let data = self.fetch_page(window, page, Priority::Continue).await?;
+                        seen.fetch_max(data.total, Ordering::Relaxed);
+                        self.store(page, data).await
+                    }
+                })
+                .buffer_unordered(LOOKAHEAD)
+                .try_collect::<()>()
+                .await?;
+            done = pages;
+            let grown = seen.load(Ordering::Relaxed);
+            if grown > total {
+                tracing::warn!(site = %self.site.code, day = %self.day, total, grown, "the day grew during its export; fetching the new pages");
+            }
+            total = grown;
+        }
+    }
+
+    async fn store(&self, page: u32, data: JobData) -> Result<(), ExportError> {
+        let records = data
+            .records
+            .into_iter()
+            .map(Transaction::from_raw)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| ExportError::Record { page, problem })?;
+        let write = store::store_page(
+            &self.account.pool,
+            &self.account.account,
+            &self.site.code,
+            self.site.timezone,
+            self.day.date,
+            &records,
+        )
+        .await?;
+        tracing::debug!(site = %self.site.code, day = %self.day, page, records = records.len(),
+            inserted = write.inserted, updated = write.updated, "page stored");
+        self.transactions
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        w.inserted += write.inserted;
+        w.updated += write.updated;
+        w.unchanged += write.unchanged;
+        Ok(())
+    }
+
+    /// Submit one page's job and poll it until it passes.
+    async fn fetch_page(
+        &self,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+    ) -> Result<JobData, ExportError> {
+        let client = &self.account.client;
+        let builds = &self.account.builds;
+        let mut resubmits = 0;
+        'submit: loop {
+            let hash: JobHash = self
+                .request(|| client.load_job(&self.site.code, window, page, priority))
+                .await?;
+            let submitted = Instant::now();
+            let mut wait = builds.estimate();
+            let mut polls = 0;
+            loop {
+                self.sleep(wait).await?;
+                if submitted.elapsed() > self.account.job_timeout {
+                    return Err(ExportError::JobTimeout {
+                        page,
+                        window,
+                        timeout: self.account.job_timeout,
+                    });
+                }
+                polls += 1;
+                match self
+                    .request(|| client.get_job_data(&self.site.code, &hash))
+                    .await
+                {
+                    Ok(data) => match data.status {
+                        JobStatus::Pass => {
+                            if polls == 1 {
+                                builds.hit();
+                            }
+                            return Ok(data);
+                        }
+                        JobStatus::Working | JobStatus::Other(_) => {
+                            if polls == 1 {
+                                builds.miss(submitted.elapsed());
+                            }
+                            wait = builds.backoff(polls);
+                        }
+                        JobStatus::Fail => {
+                            resubmits += 1;
+                            tracing::warn!(site = %self.site.code, day = %self.day, page, %hash, resubmits, "export job failed; submitting again");
+                            if resubmits > MAX_RESUBMITS {
+                                return Err(ExportError::JobFailed {
+                                    page,
+                                    window,
+                                    times: resubmits,
+                                });
+                            }
+                            continue 'submit;
+                        }
+                    },
+                    Err(ExportError::Api(e)) if e.disposition() == Disposition::Resubmit => {
+                        resubmits += 1;
+                        tracing::warn!(site = %self.site.code, day = %self.day, page, %hash, error = %e, "export job expired; submitting again");
+                        if resubmits > MAX_RESUBMITS {
+                            return Err(e.into());
+                        }
+                        continue 'submit;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    async fn request<T, F, Fut>(&self, call: F) -> Result<T, ExportError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let what = format!("site {} day {}", self.site.code, self.day);
+        with_policy(&self.account.cancel, &what, &self.requests, call).await
+    }
+
+    async fn sleep(&self, duration: Duration) -> Result<(), ExportError> {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => Ok(()),
+            _ = self.account.cancel.cancelled() => Err(ExportError::Cancelled),
+        }
+    }
+}
+
+/// One API call with the error policy: transient errors (500, 400, no
+/// answer) are retried with bounded exponential backoff, 429s after the
+/// budget's pause; everything else goes up to the caller. Counts every
+/// request sent in `requests`.
+pub async fn with_policy<T, F, Fut>(
+    cancel: &CancellationToken,
+    what: &str,
+    requests: &AtomicU64,
+    call: F,
+) -> Result<T, ExportError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut transient = 0;
+    let mut limited = 0;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(ExportError::Cancelled);
+        }
+        let result = tokio::select! {
+            r = call() => r,
+            _ = cancel.cancelled() => return Err(ExportError::Cancelled),
+        };
+        requests.fetch_add(1, Ordering::Relaxed);
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        match error.disposition() {
+            Disposition::Retry if transient + 1 < MAX_ATTEMPTS => {
+                transient += 1;
+                let delay = Duration::from_millis(500) * 2u32.pow(transient);
+                tracing::warn!(%what, error = %error, attempt = transient, retry_in_ms = delay.as_millis() as u64, "request failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => return Err(ExportError::Cancelled),
+                }
+            }
+            // The budget has paused itself past the window; asking again
+            // simply waits for it.
+            Disposition::AfterWindow if limited + 1 < MAX_RATE_LIMITED => {
+                limited += 1;
+                tracing::warn!(%what, error = %error, "rate limited by the API; the budget pauses past the window");
+            }
+            _ => return Err(error.into()),
+        }
+    }
+}

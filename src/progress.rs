@@ -1,0 +1,115 @@
+//! Progress of a sync: a bar per account on a terminal, periodic plain log
+//! lines otherwise (systemd journals, containers, CI).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+
+use crate::budget::Budget;
+use crate::export::DayReport;
+
+/// How often a plain progress line is logged per account.
+const LOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Where progress goes.
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+impl Progress {
+    /// Bars when `terminal`, log lines otherwise.
+    pub fn new(terminal: bool) -> Self {
+        Self {
+            bars: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
+    }
+
+    /// Log lines only.
+    pub fn plain() -> Self {
+        Self { bars: None }
+    }
+
+    pub fn account(&self, name: &str, site_days: u64, budget: Budget) -> AccountProgress {
+        let bar = self.bars.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new(site_days));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} site-days {msg} ({elapsed}, ~{eta} left)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_owned());
+            bar
+        });
+        AccountProgress {
+            name: name.to_owned(),
+            bar,
+            budget,
+            site_days,
+            done: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            started: Instant::now(),
+            last_log: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+/// Progress of one account's sync.
+pub struct AccountProgress {
+    name: String,
+    bar: Option<ProgressBar>,
+    budget: Budget,
+    site_days: u64,
+    done: AtomicU64,
+    pages: AtomicU64,
+    requests: AtomicU64,
+    started: Instant,
+    last_log: Mutex<Instant>,
+}
+
+impl AccountProgress {
+    pub fn day_done(&self, report: &DayReport) {
+        self.pages.fetch_add(report.pages, Ordering::Relaxed);
+        self.requests.fetch_add(report.requests, Ordering::Relaxed);
+        self.advance();
+    }
+
+    pub fn day_failed(&self) {
+        self.advance();
+    }
+
+    fn advance(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let pages = self.pages.load(Ordering::Relaxed);
+        let requests = self.requests.load(Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{pages} pages, {requests} requests"));
+            bar.inc(1);
+            return;
+        }
+        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= LOG_EVERY || done == self.site_days {
+            *last = Instant::now();
+            let elapsed = self.started.elapsed();
+            let left = if done == 0 {
+                Duration::ZERO
+            } else {
+                elapsed.mul_f64((self.site_days - done) as f64 / done as f64)
+            };
+            tracing::info!(account = %self.name, site_days_done = done, site_days = self.site_days, pages, requests,
+                rate_limited = self.budget.stats().rate_limited, elapsed_s = elapsed.as_secs(), left_s = left.as_secs(),
+                "sync progress");
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

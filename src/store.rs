@@ -1,0 +1,398 @@
+//! PostgreSQL: the product's interface. Every write is an idempotent,
+//! set-based upsert keyed by the source's identity, and each page of an export
+//! commits in one short database transaction — never held across a request.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction as DbTransaction};
+
+use crate::api::model::Transaction;
+use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
+
+/// Apply the migrations in `migrations/` (idempotent).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations").run(pool).await
+}
+
+/// Open a pool on `url` and bring its schema up to date.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    use anyhow::Context;
+    let options: PgConnectOptions = url.parse().with_context(|| {
+        format!(
+            "database.url {} is not a PostgreSQL URL",
+            crate::configuration::redact_url(url)
+        )
+    })?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.application_name("sonnys-etl"))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL at {}",
+                crate::configuration::redact_url(url)
+            )
+        })?;
+    migrate(&pool)
+        .await
+        .context("cannot apply the database migrations")?;
+    Ok(pool)
+}
+
+/// What one page changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageWrite {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Record the account's sites as /site/list reported them.
+pub async fn upsert_sites(
+    pool: &PgPool,
+    account: &AccountName,
+    sites: &[Site],
+) -> sqlx::Result<()> {
+    let ids: Vec<i64> = sites.iter().map(|s| s.site_id).collect();
+    let codes: Vec<&str> = sites.iter().map(|s| s.code.as_str()).collect();
+    let names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+    let reported: Vec<Option<&str>> = sites
+        .iter()
+        .map(|s| s.reported_timezone.as_deref())
+        .collect();
+    let effective: Vec<&str> = sites.iter().map(|s| s.timezone.name()).collect();
+    sqlx::query(
+        "INSERT INTO sonnys.sites AS s (account, site_id, code, name, timezone, effective_timezone)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+         ON CONFLICT (account, site_id) DO UPDATE
+            SET code = EXCLUDED.code, name = EXCLUDED.name, timezone = EXCLUDED.timezone,
+                effective_timezone = EXCLUDED.effective_timezone, updated_at = now()
+          WHERE (s.code, s.name, s.timezone, s.effective_timezone)
+                IS DISTINCT FROM (EXCLUDED.code, EXCLUDED.name, EXCLUDED.timezone, EXCLUDED.effective_timezone)",
+    )
+    .bind(account.as_str())
+    .bind(&ids)
+    .bind(&codes)
+    .bind(&names)
+    .bind(&reported)
+    .bind(&effective)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Mark a site-day as being exported: counts restart, attempts go up.
+pub async fn begin_day(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sonnys.sync_days (account, site_code, business_date, status, attempts, started_at)
+         VALUES ($1, $2, $3, 'running', 1, now())
+         ON CONFLICT (account, site_code, business_date) DO UPDATE
+            SET status = 'running', attempts = sonnys.sync_days.attempts + 1,
+                transactions = 0, pages = 0, requests = 0, started_at = now(), finished_at = NULL",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Close a site-day: `done` only when every page is committed, else `failed` with the error.
+pub async fn finish_day(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+    requests: u64,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sonnys.sync_days
+            SET status = CASE WHEN $5::text IS NULL THEN 'done' ELSE 'failed' END,
+                requests = $4, last_error = $5, finished_at = now()
+          WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .bind(i32::try_from(requests).unwrap_or(i32::MAX))
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Upsert one page of a site-day in one database transaction: the
+/// transactions, and the lines of those that are new or changed. Unchanged
+/// transactions are not rewritten; a changed one has its lines replaced.
+pub async fn store_page(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    timezone: Tz,
+    day: NaiveDate,
+    records: &[Transaction],
+) -> sqlx::Result<PageWrite> {
+    // One id twice in a page would make the upsert touch a row twice; the
+    // later record wins, as it would have across pages.
+    let mut last_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    for (i, t) in records.iter().enumerate() {
+        last_of.insert(t.id.as_str(), i);
+    }
+    let page: Vec<&Transaction> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| last_of.get(t.id.as_str()) == Some(i))
+        .map(|(_, t)| t)
+        .collect();
+
+    let mut tx = pool.begin().await?;
+    let changed = upsert_transactions(&mut tx, account, site, timezone, &page).await?;
+    let inserted = changed.iter().filter(|(_, inserted)| *inserted).count() as u64;
+    let updated_ids: Vec<&str> = changed
+        .iter()
+        .filter(|(_, inserted)| !*inserted)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !updated_ids.is_empty() {
+        sqlx::query(
+            "WITH items AS (DELETE FROM sonnys.transaction_items WHERE account = $1 AND transaction_id = ANY($2)),
+                  tenders AS (DELETE FROM sonnys.transaction_tenders WHERE account = $1 AND transaction_id = ANY($2))
+             DELETE FROM sonnys.transaction_discounts WHERE account = $1 AND transaction_id = ANY($2)",
+        )
+        .bind(account.as_str())
+        .bind(&updated_ids)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !changed.is_empty() {
+        let ids: HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let lines: Vec<&Transaction> = page
+            .iter()
+            .copied()
+            .filter(|t| ids.contains(t.id.as_str()))
+            .collect();
+        insert_items(&mut tx, account, &lines).await?;
+        insert_tenders(&mut tx, account, &lines).await?;
+        insert_discounts(&mut tx, account, &lines).await?;
+    }
+    sqlx::query(
+        "UPDATE sonnys.sync_days SET pages = pages + 1, transactions = transactions + $4
+          WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(day)
+    .bind(page.len() as i32)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(PageWrite {
+        inserted,
+        updated: updated_ids.len() as u64,
+        unchanged: page.len() as u64 - changed.len() as u64,
+    })
+}
+
+/// Upsert the transactions; returns the ids written, with whether each was new.
+async fn upsert_transactions(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    site: &SiteCode,
+    timezone: Tz,
+    page: &[&Transaction],
+) -> sqlx::Result<Vec<(String, bool)>> {
+    macro_rules! column {
+        ($f:expr) => {
+            page.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query_as(
+        "INSERT INTO sonnys.transactions AS t
+            (account, site_code, id, number, type, business_date, completed_at, sales_device_name, total,
+             customer_id, customer_name, vehicle_license_plate, employee_cashier, employee_greeter,
+             transaction_status, is_recurring_payment, is_recurring_redemption, is_recurring_sale,
+             is_prepaid_redemption, is_prepaid_sale, is_recurring_plan_sale, is_recurring_plan_redemption, raw)
+         SELECT $1, $2, * FROM UNNEST(
+             $3::text[], $4::bigint[], $5::text[], $6::date[], $7::timestamptz[], $8::text[], $9::numeric[],
+             $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+             $15::text[], $16::bool[], $17::bool[], $18::bool[],
+             $19::bool[], $20::bool[], $21::bool[], $22::bool[], $23::jsonb[])
+         ON CONFLICT (account, id) DO UPDATE SET
+             site_code = EXCLUDED.site_code, number = EXCLUDED.number, type = EXCLUDED.type,
+             business_date = EXCLUDED.business_date, completed_at = EXCLUDED.completed_at,
+             sales_device_name = EXCLUDED.sales_device_name, total = EXCLUDED.total,
+             customer_id = EXCLUDED.customer_id, customer_name = EXCLUDED.customer_name,
+             vehicle_license_plate = EXCLUDED.vehicle_license_plate,
+             employee_cashier = EXCLUDED.employee_cashier, employee_greeter = EXCLUDED.employee_greeter,
+             transaction_status = EXCLUDED.transaction_status,
+             is_recurring_payment = EXCLUDED.is_recurring_payment,
+             is_recurring_redemption = EXCLUDED.is_recurring_redemption,
+             is_recurring_sale = EXCLUDED.is_recurring_sale,
+             is_prepaid_redemption = EXCLUDED.is_prepaid_redemption,
+             is_prepaid_sale = EXCLUDED.is_prepaid_sale,
+             is_recurring_plan_sale = EXCLUDED.is_recurring_plan_sale,
+             is_recurring_plan_redemption = EXCLUDED.is_recurring_plan_redemption,
+             raw = EXCLUDED.raw, last_changed_at = now()
+         WHERE t.raw IS DISTINCT FROM EXCLUDED.raw
+            OR t.site_code IS DISTINCT FROM EXCLUDED.site_code
+            OR t.business_date IS DISTINCT FROM EXCLUDED.business_date
+         RETURNING t.id, (t.xmax = 0) AS inserted",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(column!(|t| t.id.as_str()))
+    .bind(column!(|t| t.number))
+    .bind(column!(|t| t.kind.as_deref()))
+    .bind(column!(|t| BusinessDay::of(t.completed_at, timezone).date))
+    .bind(column!(|t| t.completed_at))
+    .bind(column!(|t| t.sales_device_name.as_deref()))
+    .bind(column!(|t| t.total))
+    .bind(column!(|t| t.customer_id.as_deref()))
+    .bind(column!(|t| t.customer_name.as_deref()))
+    .bind(column!(|t| t.vehicle_license_plate.as_deref()))
+    .bind(column!(|t| t.employee_cashier.as_deref()))
+    .bind(column!(|t| t.employee_greeter.as_deref()))
+    .bind(column!(|t| t.transaction_status.as_deref()))
+    .bind(column!(|t| t.is_recurring_payment))
+    .bind(column!(|t| t.is_recurring_redemption))
+    .bind(column!(|t| t.is_recurring_sale))
+    .bind(column!(|t| t.is_prepaid_redemption))
+    .bind(column!(|t| t.is_prepaid_sale))
+    .bind(column!(|t| t.is_recurring_plan_sale))
+    .bind(column!(|t| t.is_recurring_plan_redemption))
+    .bind(column!(|t| &t.raw))
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The lines of each transaction, flattened with their 1-based line number.
+fn lines<'a, L>(
+    page: &[&'a Transaction],
+    of: impl Fn(&'a Transaction) -> &'a [L],
+) -> (Vec<&'a str>, Vec<i32>, Vec<&'a L>) {
+    let mut ids = Vec::new();
+    let mut numbers = Vec::new();
+    let mut rows = Vec::new();
+    for t in page {
+        for (i, line) in of(t).iter().enumerate() {
+            ids.push(t.id.as_str());
+            numbers.push(i as i32 + 1);
+            rows.push(line);
+        }
+    }
+    (ids, numbers, rows)
+}
+
+fn amounts<L>(rows: &[&L], f: impl Fn(&L) -> Option<Decimal>) -> Vec<Option<Decimal>> {
+    rows.iter().map(|r| f(r)).collect()
+}
+
+fn texts<'a, L>(rows: &[&'a L], f: impl Fn(&'a L) -> Option<&'a str>) -> Vec<Option<&'a str>> {
+    rows.iter().map(|r| f(r)).collect()
+}
+
+async fn insert_items(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    page: &[&Transaction],
+) -> sqlx::Result<()> {
+    let (ids, numbers, rows) = lines(page, |t| &t.items);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sonnys.transaction_items
+            (account, transaction_id, line_no, name, sku, department, quantity, gross, net, discount, tax,
+             additional_fee, is_voided)
+         SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::numeric[],
+             $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[], $12::numeric[], $13::bool[])",
+    )
+    .bind(account.as_str())
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(texts(&rows, |r| r.name.as_deref()))
+    .bind(texts(&rows, |r| r.sku.as_deref()))
+    .bind(texts(&rows, |r| r.department.as_deref()))
+    .bind(amounts(&rows, |r| r.quantity))
+    .bind(amounts(&rows, |r| r.gross))
+    .bind(amounts(&rows, |r| r.net))
+    .bind(amounts(&rows, |r| r.discount))
+    .bind(amounts(&rows, |r| r.tax))
+    .bind(amounts(&rows, |r| r.additional_fee))
+    .bind(rows.iter().map(|r| r.is_voided).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_tenders(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    page: &[&Transaction],
+) -> sqlx::Result<()> {
+    let (ids, numbers, rows) = lines(page, |t| &t.tenders);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sonnys.transaction_tenders
+            (account, transaction_id, line_no, tender, tender_sub_type, amount, change, total, reference_number,
+             credit_card_last_four, credit_card_expiration_date)
+         SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::text[], $5::text[], $6::numeric[], $7::numeric[],
+             $8::numeric[], $9::text[], $10::text[], $11::text[])",
+    )
+    .bind(account.as_str())
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(texts(&rows, |r| r.tender.as_deref()))
+    .bind(texts(&rows, |r| r.tender_sub_type.as_deref()))
+    .bind(amounts(&rows, |r| r.amount))
+    .bind(amounts(&rows, |r| r.change))
+    .bind(amounts(&rows, |r| r.total))
+    .bind(texts(&rows, |r| r.reference_number.as_deref()))
+    .bind(texts(&rows, |r| r.credit_card_last_four.as_deref()))
+    .bind(texts(&rows, |r| r.credit_card_expiration_date.as_deref()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_discounts(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    page: &[&Transaction],
+) -> sqlx::Result<()> {
+    let (ids, numbers, rows) = lines(page, |t| &t.discounts);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sonnys.transaction_discounts
+            (account, transaction_id, line_no, discount_name, discount_sku, applied_to_item_name, amount, discount_code)
+         SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::numeric[], $8::text[])",
+    )
+    .bind(account.as_str())
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(texts(&rows, |r| r.discount_name.as_deref()))
+    .bind(texts(&rows, |r| r.discount_sku.as_deref()))
+    .bind(texts(&rows, |r| r.applied_to_item_name.as_deref()))
+    .bind(amounts(&rows, |r| r.amount))
+    .bind(texts(&rows, |r| r.discount_code.as_deref()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! A sync run: for every selected account (in parallel), list its sites, then
+//! run one worker per site over the requested business days. Workers of one
+//! API id share its budget; a refused account stops alone.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate, Utc};
+use futures::future::join_all;
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::model::SiteEntry;
+use crate::api::Client;
+use crate::budget::{Allowance, Budgets};
+use crate::configuration::{AccountSettings, Settings};
+use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
+use crate::export::{with_policy, AccountExport, BuildTimes, DayReport};
+use crate::progress::Progress;
+use crate::store;
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncPlan {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Only these accounts (by configured name); all when empty.
+    pub accounts: Vec<String>,
+    /// Only these site codes; all configured sites when empty.
+    pub sites: Vec<String>,
+}
+
+/// One site-day that did not complete.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub site: String,
+    pub date: Option<NaiveDate>,
+    pub error: String,
+}
+
+/// What a sync did for one account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSummary {
+    pub account: String,
+    pub sites: usize,
+    pub site_days: usize,
+    pub done: usize,
+    /// Days in the range that have not ended yet in the site's zone.
+    pub not_complete: usize,
+    pub transactions: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub rate_limited: u64,
+    /// The reason the whole account stopped, if it did.
+    pub stopped: Option<String>,
+    pub failures: Vec<Failure>,
+    pub elapsed: Duration,
+}
+
+impl AccountSummary {
+    pub fn ok(&self) -> bool {
+        self.stopped.is_none() && self.failures.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncSummary {
+    pub accounts: Vec<AccountSummary>,
+    pub elapsed: Duration,
+}
+
+impl SyncSummary {
+    /// Whether every site-day succeeded.
+    pub fn ok(&self) -> bool {
+        self.accounts.iter().all(AccountSummary::ok)
+    }
+}
+
+impl std::fmt::Display for SyncSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for a in &self.accounts {
+            let state = if a.ok() { "ok" } else { "FAILED" };
+            writeln!(
+                f,
+                "{}: {state} — {} of {} site-days done across {} sites, {} transactions ({} new, {} changed), {} pages, {} requests ({:.2}/page), {} × 429, {:.1}s",
+                a.account,
+                a.done,
+                a.site_days,
+                a.sites,
+                a.transactions,
+                a.inserted,
+                a.updated,
+                a.pages,
+                a.requests,
+                if a.pages == 0 { 0.0 } else { a.requests as f64 / a.pages as f64 },
+                a.rate_limited,
+                a.elapsed.as_secs_f64(),
+            )?;
+            if a.not_complete > 0 {
+                writeln!(
+                    f,
+                    "  {} site-days skipped: the day has not ended yet in the site's time zone",
+                    a.not_complete
+                )?;
+            }
+            if let Some(reason) = &a.stopped {
+                writeln!(f, "  stopped: {reason}")?;
+            }
+            for failure in &a.failures {
+                match failure.date {
+                    Some(date) => writeln!(f, "  {} {date}: {}", failure.site, failure.error)?,
+                    None => writeln!(f, "  {}: {}", failure.site, failure.error)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs syncs with one budget per API id, however many accounts share it.
+#[derive(Clone)]
+pub struct Syncer {
+    settings: Arc<Settings>,
+    pool: PgPool,
+    budgets: Budgets,
+    sites_running: Arc<Semaphore>,
+}
+
+impl Syncer {
+    pub fn new(settings: Arc<Settings>, pool: PgPool) -> Self {
+        let sites = settings.sync.max_concurrent_sites;
+        Self {
+            settings,
+            pool,
+            budgets: Budgets::default(),
+            sites_running: Arc::new(Semaphore::new(sites)),
+        }
+    }
+
+    /// Check a plan against the configuration; the error names the problem.
+    pub fn check(&self, plan: &SyncPlan) -> Result<(), String> {
+        if plan.from > plan.to {
+            return Err(format!("--from {} is after --to {}", plan.from, plan.to));
+        }
+        if self.settings.accounts.is_empty() {
+            return Err(
+                "no accounts are configured ([[accounts]] in the configuration file)".into(),
+            );
+        }
+        let known: Vec<&str> = self
+            .settings
+            .accounts
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        for name in &plan.accounts {
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "--account {name}: no such account (configured: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Export every selected (account, site, business day) of the plan.
+    pub async fn run(
+        &self,
+        plan: &SyncPlan,
+        shutdown: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<SyncSummary, String> {
+        self.check(plan)?;
+        let started = Instant::now();
+        let accounts = self.settings.accounts.iter().filter(|a| {
+            plan.accounts.is_empty() || plan.accounts.iter().any(|n| n == a.name.as_str())
+        });
+        let summaries =
+            join_all(accounts.map(|a| self.run_account(a, plan, shutdown, progress))).await;
+        Ok(SyncSummary {
+            accounts: summaries,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn run_account(
+        &self,
+        settings: &AccountSettings,
+        plan: &SyncPlan,
+        shutdown: &CancellationToken,
+        progress: &Progress,
+    ) -> AccountSummary {
+        let started = Instant::now();
+        let mut summary = AccountSummary {
+            account: settings.name.to_string(),
+            ..Default::default()
+        };
+        let api = &self.settings.api;
+        let budget = self.budgets.get_or_create(
+            &settings.api_id,
+            Allowance {
+                requests: api.allowance(),
+                window: api.window,
+                guard: api.jitter_guard,
+            },
+        );
+        let limited_before = budget.stats().rate_limited;
+        let client = match Client::new(
+            &api.base_url,
+            &settings.api_id,
+            &settings.api_key,
+            api.request_timeout,
+            budget.clone(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                summary.stopped = Some(e);
+                return summary;
+            }
+        };
+        let export = AccountExport {
+            pool: self.pool.clone(),
+            account: settings.name.clone(),
+            client,
+            builds: Arc::new(BuildTimes::default()),
+            job_timeout: api.job_timeout,
+            cancel: shutdown.child_token(),
+        };
+
+        let sites = match self.sites(&export, settings, plan).await {
+            Ok((sites, missing)) => {
+                summary.failures.extend(missing);
+                sites
+            }
+            Err(e) => {
+                tracing::error!(account = %settings.name, error = %e, "cannot list the account's sites; skipping the account");
+                summary.stopped = Some(e);
+                summary.elapsed = started.elapsed();
+                return summary;
+            }
+        };
+        summary.sites = sites.len();
+
+        let now = Utc::now();
+        let mut work = Vec::new();
+        for site in &sites {
+            let days: Vec<BusinessDay> = dates(plan.from, plan.to)
+                .map(|d| BusinessDay::new(d, site.timezone))
+                .filter(|d| {
+                    let complete = d.is_complete(now);
+                    summary.not_complete += usize::from(!complete);
+                    complete
+                })
+                .collect();
+            summary.site_days += days.len();
+            work.push((site, days));
+        }
+        let bar = progress.account(
+            settings.name.as_str(),
+            summary.site_days as u64,
+            budget.clone(),
+        );
+        let summary = Mutex::new(summary);
+        join_all(work.into_iter().map(|(site, days)| {
+            let export = &export;
+            let summary = &summary;
+            let bar = &bar;
+            async move {
+                let Ok(_permit) = self.sites_running.acquire().await else { return };
+                for day in days {
+                    if export.cancel.is_cancelled() {
+                        break;
+                    }
+                    let result = export.export_day(site, day).await;
+                    let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
+                    match result {
+                        Ok(report) => {
+                            s.done += 1;
+                            add(&mut s, &report);
+                            bar.day_done(&report);
+                            tracing::info!(account = %export.account, site = %site.code, day = %day, transactions = report.transactions,
+                                pages = report.pages, requests = report.requests, inserted = report.write.inserted,
+                                updated = report.write.updated, "site-day done");
+                        }
+                        Err(e) if e.stops_account() => {
+                            tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "the API refused the account; stopping its work");
+                            s.stopped.get_or_insert_with(|| e.to_string());
+                            export.cancel.cancel();
+                            break;
+                        }
+                        Err(crate::export::ExportError::Cancelled) => break,
+                        Err(e) => {
+                            tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "site-day failed");
+                            bar.day_failed();
+                            s.failures.push(Failure {
+                                site: site.code.to_string(),
+                                date: Some(day.date),
+                                error: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }))
+        .await;
+        bar.finish();
+        let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+        if shutdown.is_cancelled() && summary.stopped.is_none() && summary.done < summary.site_days
+        {
+            summary.stopped = Some("interrupted by shutdown".into());
+        }
+        summary.rate_limited = budget.stats().rate_limited - limited_before;
+        summary.elapsed = started.elapsed();
+        summary
+    }
+
+    /// The account's sites from /site/list, narrowed to the configured and
+    /// requested codes, and stored in `sonnys.sites`. Requested codes the API
+    /// does not know come back as failures.
+    async fn sites(
+        &self,
+        export: &AccountExport,
+        settings: &AccountSettings,
+        plan: &SyncPlan,
+    ) -> Result<(Vec<Site>, Vec<Failure>), String> {
+        let requests = AtomicU64::new(0);
+        let what = format!("site list of {}", settings.name);
+        let entries = with_policy(&export.cancel, &what, &requests, || {
+            export.client.list_sites()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let all: Vec<Site> = entries
+            .into_iter()
+            .filter_map(|e| resolve_site(e, settings))
+            .collect();
+        store::upsert_sites(&self.pool, &settings.name, &all)
+            .await
+            .map_err(|e| format!("cannot store the site list: {e}"))?;
+
+        let mut wanted: Option<Vec<SiteCode>> = settings.sites.clone();
+        if !plan.sites.is_empty() {
+            let requested: Vec<SiteCode> = plan
+                .sites
+                .iter()
+                .filter_map(|c| SiteCode::parse(c))
+                .collect();
+            wanted = Some(match wanted {
+                // --site narrows the configured list; it never widens it.
+                Some(configured) => requested
+                    .into_iter()
+                    .filter(|c| configured.contains(c))
+                    .collect(),
+                None => requested
+                    .into_iter()
+                    .filter(|c| all.iter().any(|s| &s.code == c))
+                    .collect(),
+            });
+        }
+        let Some(wanted) = wanted else {
+            return Ok((all, Vec::new()));
+        };
+        let missing = wanted
+            .iter()
+            .filter(|c| !all.iter().any(|s| &s.code == *c))
+            .map(|c| Failure {
+                site: c.to_string(),
+                date: None,
+                error: format!(
+                    "site {c} is configured for account {} but /site/list does not report it",
+                    settings.name
+                ),
+            })
+            .collect();
+        let sites = all
+            .into_iter()
+            .filter(|s| wanted.contains(&s.code))
+            .collect();
+        Ok((sites, missing))
+    }
+}
+
+fn add(summary: &mut AccountSummary, report: &DayReport) {
+    summary.transactions += report.transactions;
+    summary.pages += report.pages;
+    summary.requests += report.requests;
+    summary.inserted += report.write.inserted;
+    summary.updated += report.write.updated;
+}
+
+/// A site from /site/list with its business-day zone: its own, else the
+/// account's, else UTC. Virtual sites without a code cannot be exported alone.
+fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
+    let Some(code) = entry.code.as_deref().and_then(SiteCode::parse) else {
+        tracing::info!(account = %account.name, site_id = entry.site_id, "skipping a site without a code (a virtual site)");
+        return None;
+    };
+    let fallback = account.timezone.unwrap_or(chrono_tz::UTC);
+    let timezone = match entry.timezone.as_deref().map(parse_timezone) {
+        Some(Ok(tz)) => tz,
+        Some(Err(problem)) => {
+            tracing::warn!(account = %account.name, site = %code, %problem, fallback = fallback.name(), "the site's time zone is unknown; using the account's");
+            fallback
+        }
+        None => fallback,
+    };
+    Some(Site {
+        site_id: entry.site_id,
+        name: entry.name.unwrap_or_default(),
+        reported_timezone: entry.timezone,
+        code,
+        timezone,
+    })
+}
+
+/// The dates from `from` to `to`, inclusive.
+pub fn dates(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    std::iter::successors(Some(from), |d| d.checked_add_days(Days::new(1)))
+        .take_while(move |d| *d <= to)
+}
