@@ -1,0 +1,4 @@
+//! sonnys-etl: nightly export of Sonny's Carwash Controls transactions into PostgreSQL.
+
+pub mod pgserver;
+pub mod store;
