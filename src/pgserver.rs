@@ -150,7 +150,15 @@ impl PrivatePostgres {
             // A pid file without an answering server: either it is still
             // starting (or recovering), or a crash left the file behind.
             if self.status_running().await? {
-                self.wait_until_ready(Duration::from_secs(60)).await?;
+                self.wait_until_ready(Duration::from_secs(60))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "postmaster.pid in {} names a live process; if no PostgreSQL runs \
+                             from that folder, the pid was reused: delete postmaster.pid",
+                            self.data_dir.display()
+                        )
+                    })?;
                 return Ok(self);
             }
         }

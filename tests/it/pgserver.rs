@@ -131,6 +131,36 @@ async fn a_running_server_is_reused_and_a_restart_keeps_port_and_data() {
     third.stop();
 }
 
+/// As root the server runs as another user; a data folder that user cannot
+/// reach must be reported as such, not as an obscure initdb failure.
+#[tokio::test]
+async fn as_root_an_unreachable_data_folder_is_explained() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let is_root = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0");
+    if !is_root {
+        return; // nothing to check: the server runs as us
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let closed = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("close the folder to other users");
+    let err = match PrivatePostgres::start_with(&closed.path().join("pg"), Options::EPHEMERAL).await
+    {
+        Ok(server) => {
+            let _ = server.stop();
+            panic!("started in a folder its user cannot reach");
+        }
+        Err(err) => err,
+    };
+    let message = format!("{err:#}");
+    assert!(message.contains("cannot reach"), "{message}");
+    assert!(message.contains("chmod o+x"), "{message}");
+}
+
 #[tokio::test]
 async fn nothing_listening_means_no_server() {
     // A port that was free a moment ago; nothing listens on it now.

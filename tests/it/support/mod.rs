@@ -16,8 +16,8 @@ pub use database::{test_db, TestDb};
 
 /// A temporary folder that an unprivileged PostgreSQL can use.
 ///
-/// When the tests run as root, the server runs as another user, who cannot
-/// enter the 0700 folders `tempfile` makes.
+/// When the tests run as root, the server runs as another user, who must be
+/// able to enter the folder whatever the umask.
 pub fn server_tempdir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("create a temporary folder");
