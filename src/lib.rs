@@ -9,6 +9,7 @@
 //! - [`store`]: idempotent, set-based upserts into PostgreSQL.
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
 //! - [`simulator`]: a faithful stand-in for the vendor API.
+//! - [`pgserver`]: a private PostgreSQL for the demo and the tests.
 //! - [`cli`]: the commands.
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod export;
+pub mod pgserver;
 pub mod progress;
 pub mod store;
 pub mod sync;

@@ -1,1 +1,4 @@
+//! Integration tests: one binary, so the shared PostgreSQL is started once per run.
 
+mod pgserver;
+mod support;
