@@ -124,7 +124,8 @@ impl Budget {
 struct Waiter {
     priority: Priority,
     lane: Arc<str>,
-    /// The lane's virtual start time when it queued: fair queuing by service received.
+    /// Virtual time of this request: a lane's requests get successive tags,
+    /// so lanes take turns however many requests each has queued.
     tag: u64,
     seq: u64,
     reply: oneshot::Sender<()>,
@@ -139,10 +140,10 @@ struct State {
     /// When the pace was last lowered or raised.
     pace_changed: Instant,
     waiters: Vec<Waiter>,
-    /// Requests granted per lane, as a virtual clock.
-    served: HashMap<Arc<str>, u64>,
-    /// The virtual time of the last grant: new lanes start here, not at zero,
-    /// so a newcomer shares fairly instead of taking everything until it catches up.
+    /// The last tag given to each lane.
+    last_tag: HashMap<Arc<str>, u64>,
+    /// The tag of the latest grant: a lane that was idle starts here, not
+    /// where it left off, so it shares fairly instead of bursting to catch up.
     clock: u64,
     seq: u64,
 }
@@ -153,11 +154,9 @@ impl State {
     }
 
     fn enqueue(&mut self, priority: Priority, lane: Arc<str>, reply: oneshot::Sender<()>) {
-        let served = self.served.entry(lane.clone()).or_insert(self.clock);
-        if *served < self.clock {
-            *served = self.clock;
-        }
-        let tag = *served;
+        let last = self.last_tag.entry(lane.clone()).or_insert(0);
+        let tag = (*last).max(self.clock) + 1;
+        *last = tag;
         self.seq += 1;
         self.waiters.push(Waiter {
             priority,
@@ -205,8 +204,6 @@ impl State {
                 continue;
             }
             self.sent.push_back(now);
-            let served = self.served.entry(w.lane).or_insert(0);
-            *served += 1;
             self.clock = self.clock.max(w.tag);
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.granted += 1;
@@ -238,7 +235,7 @@ async fn run(
         paused_until: None,
         pace_changed: Instant::now(),
         waiters: Vec::new(),
-        served: HashMap::new(),
+        last_tag: HashMap::new(),
         clock: 0,
         seq: 0,
     };

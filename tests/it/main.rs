@@ -2,3 +2,5 @@
 
 mod pgserver;
 mod support;
+mod budget;
+mod config;
