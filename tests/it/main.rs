@@ -1,1 +1,3 @@
+//! Integration tests of sonnys-etl, one binary for all.
 
+mod simulator;
