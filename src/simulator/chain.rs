@@ -743,10 +743,14 @@ impl DayContext<'_> {
                 member_tender = Some(("Prepaid Wash", Some("Code")));
             }
             Kind::Merchandise => {
-                let count = rng.gen_range(1..=2);
-                for _ in 0..count {
-                    lines.push(Line::sale(pick(rng, MERCHANDISE), "Merchandise"));
-                }
+                // Lines are grouped by item, so several of one item are one line.
+                let p = pick(rng, MERCHANDISE);
+                let quantity = rng.gen_range(1..=2);
+                lines.push(Line {
+                    quantity,
+                    gross: money(p.cents * quantity),
+                    ..Line::sale(p, "Merchandise")
+                });
                 if rng.gen_bool(0.2) {
                     // An open-price item rung up without a SKU.
                     lines.push(Line {
@@ -1079,6 +1083,24 @@ mod tests {
                 assert!(vols.iter().any(|v| *v >= 1_000));
             }
         }
+    }
+
+    #[test]
+    fn a_25_hour_day_is_fully_populated_in_local_time() {
+        let c = chain();
+        // US daylight saving ends on 2026-11-01; N03 trades around the clock.
+        let date = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        let day = c.day(0, 2, date);
+        let times: Vec<DateTime<Utc>> = day.iter().filter_map(complete_date).collect();
+        assert_eq!(times.len(), c.day_volume(0, 2, date));
+        for t in &times {
+            assert_eq!(t.with_timezone(&Tz::America__New_York).date_naive(), date);
+        }
+        let (first, last) = (times[0], times[times.len() - 1]);
+        assert!(
+            last - first > chrono::Duration::hours(24),
+            "{first} .. {last}"
+        );
     }
 
     #[test]

@@ -41,6 +41,24 @@
 //! [`Simulator::update_transaction`] therefore shows in a job submitted after
 //! the change and after the old hash is gone (20 minutes, or
 //! [`Simulator::clear_job_cache`]).
+//!
+//! # Where the reference is silent
+//!
+//! The simulator picks the reading that asks the most of a client, so a
+//! client that copes here copes with either behaviour of the live service:
+//!
+//! - An empty `site=` (and an empty `X-Sonnys-Site-Code`) counts as absent,
+//!   i.e. all sites. The virtual site's code is `""`, so its transactions
+//!   can only be exported together with the other sites' (they carry
+//!   `locationCode: ""`).
+//! - The throttle counts every request carrying an id header, before
+//!   authentication; requests without one are not throttled.
+//! - A job hash belongs to the API id that submitted it; another id gets 404.
+//! - A page number past the last page passes with empty `data` and the
+//!   window's `total`.
+//! - A wrong method on a known path answers 404 `EntityNotFoundError`.
+//! - Nothing later than the present is served: the current day grows as the
+//!   clock advances.
 
 mod chain;
 mod cli;
@@ -152,20 +170,26 @@ pub struct Counters {
 /// An account of the sample chain, with its demo credentials.
 #[derive(Clone, Debug)]
 pub struct SimAccount {
+    /// Short name, e.g. `northside`.
     pub name: String,
+    /// Value of the `X-Sonnys-API-ID` header.
     pub api_id: String,
+    /// Value of the `X-Sonnys-API-Key` header (a demo credential, fine to print).
     pub api_key: String,
     /// The account's zone, which applies to sites whose zone is null.
     pub timezone: String,
+    /// The account's sites as `/site/list` reports them.
     pub sites: Vec<SimSite>,
 }
 
 /// A site as `/site/list` reports it.
 #[derive(Clone, Debug)]
 pub struct SimSite {
+    /// `siteID`; the first part of the account's transaction ids.
     pub site_id: i64,
     /// Empty for the virtual (e-commerce) site.
     pub code: String,
+    /// Display name.
     pub name: String,
     /// `None` when the service reports null (the account's zone applies).
     pub timezone: Option<String>,
