@@ -151,7 +151,7 @@ fn day_window(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 async fn throttle_rejects_request_limit_plus_one_and_recovers_after_the_window() {
     let app = TestSim::start(SimulatorConfig {
         requests_per_window: 5,
-        window: Duration::from_millis(300),
+        window: Duration::from_millis(600),
         ..quick()
     })
     .await;
@@ -163,7 +163,7 @@ async fn throttle_rejects_request_limit_plus_one_and_recovers_after_the_window()
     let body: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(body["type"], "RequestRateExceedError");
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
     assert_eq!(app.site_list().await.0, StatusCode::OK);
 
     let c = app.sim().counters(ID);
@@ -214,7 +214,8 @@ async fn load_job_rejects_invalid_criteria_with_422() {
 #[tokio::test]
 async fn same_criteria_return_the_same_hash_and_unknown_hashes_are_404() {
     let app = TestSim::start(SimulatorConfig {
-        build_latency: Duration::from_millis(300),
+        // Long enough that the first poll surely finds the job working.
+        build_latency: Duration::from_secs(2),
         ..quick()
     })
     .await;
