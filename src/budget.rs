@@ -123,7 +123,6 @@ impl Budget {
 
 struct Waiter {
     priority: Priority,
-    lane: Arc<str>,
     /// Virtual time of this request: a lane's requests get successive tags,
     /// so lanes take turns however many requests each has queued.
     tag: u64,
@@ -154,13 +153,12 @@ impl State {
     }
 
     fn enqueue(&mut self, priority: Priority, lane: Arc<str>, reply: oneshot::Sender<()>) {
-        let last = self.last_tag.entry(lane.clone()).or_insert(0);
+        let last = self.last_tag.entry(lane).or_insert(0);
         let tag = (*last).max(self.clock) + 1;
         *last = tag;
         self.seq += 1;
         self.waiters.push(Waiter {
             priority,
-            lane,
             tag,
             seq: self.seq,
             reply,

@@ -46,6 +46,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Serve a simulator of the Sonny's Data API with a sample car-wash chain,
+    /// to rehearse a deployment or try the daemon without credentials.
+    Simulate(crate::simulator::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +75,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = settings.database_url()?;
             crate::store::connect(url, 2).await?;
             println!("database schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(args) => {
+            crate::simulator::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync(args) => {

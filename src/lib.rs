@@ -20,6 +20,7 @@ pub mod domain;
 pub mod export;
 pub mod pgserver;
 pub mod progress;
+pub mod simulator;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

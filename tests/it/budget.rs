@@ -67,23 +67,44 @@ proptest! {
 #[test]
 fn the_allowance_is_used_in_full_not_rationed() {
     let (first_window, total) = paused_runtime().block_on(async {
-        let budget = Budget::new(Allowance { requests: 20, window: Duration::from_secs(15), guard: Duration::ZERO });
+        let budget = Budget::new(Allowance {
+            requests: 20,
+            window: Duration::from_secs(15),
+            guard: Duration::ZERO,
+        });
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..60 {
             budget.acquire(Priority::Continue, "a").await.unwrap();
             times.push(start.elapsed());
         }
-        (times.iter().filter(|t| **t < Duration::from_secs(1)).count(), *times.last().unwrap())
+        (
+            times
+                .iter()
+                .filter(|t| **t < Duration::from_secs(1))
+                .count(),
+            *times.last().unwrap(),
+        )
     });
-    assert_eq!(first_window, 20, "a burst takes the whole allowance at once");
-    assert_eq!(total, Duration::from_secs(30), "60 requests take exactly two more windows");
+    assert_eq!(
+        first_window, 20,
+        "a burst takes the whole allowance at once"
+    );
+    assert_eq!(
+        total,
+        Duration::from_secs(30),
+        "60 requests take exactly two more windows"
+    );
 }
 
 #[test]
 fn a_small_site_is_not_starved_by_a_large_one() {
     let order = paused_runtime().block_on(async {
-        let budget = Budget::new(Allowance { requests: 2, window: Duration::from_secs(1), guard: Duration::ZERO });
+        let budget = Budget::new(Allowance {
+            requests: 2,
+            window: Duration::from_secs(1),
+            guard: Duration::ZERO,
+        });
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         // The large site queues 40 requests first...
@@ -120,11 +141,19 @@ fn a_small_site_is_not_starved_by_a_large_one() {
 #[test]
 fn a_ready_poll_goes_before_new_work() {
     let order = paused_runtime().block_on(async {
-        let budget = Budget::new(Allowance { requests: 1, window: Duration::from_secs(1), guard: Duration::ZERO });
+        let budget = Budget::new(Allowance {
+            requests: 1,
+            window: Duration::from_secs(1),
+            guard: Duration::ZERO,
+        });
         budget.acquire(Priority::Open, "x").await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for (p, name) in [(Priority::Open, "open"), (Priority::Continue, "continue"), (Priority::Poll, "poll")] {
+        for (p, name) in [
+            (Priority::Open, "open"),
+            (Priority::Continue, "continue"),
+            (Priority::Poll, "poll"),
+        ] {
             let (budget, order) = (budget.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 budget.acquire(p, "x").await.unwrap();
@@ -145,14 +174,21 @@ fn a_ready_poll_goes_before_new_work() {
 fn after_a_429_burst_the_budget_pauses_past_the_window_then_recovers() {
     paused_runtime().block_on(async {
         let window = Duration::from_secs(15);
-        let budget = Budget::new(Allowance { requests: 20, window, guard: Duration::ZERO });
+        let budget = Budget::new(Allowance {
+            requests: 20,
+            window,
+            guard: Duration::ZERO,
+        });
         budget.acquire(Priority::Continue, "a").await.unwrap();
         let hit = Instant::now();
         for _ in 0..3 {
             budget.rate_limited(None);
         }
         budget.acquire(Priority::Continue, "a").await.unwrap();
-        assert!(hit.elapsed() >= window, "no request before the window has passed");
+        assert!(
+            hit.elapsed() >= window,
+            "no request before the window has passed"
+        );
         let lowered = budget.stats().pace;
         assert!(lowered < 20, "the pace drops after 429s: {lowered}");
         assert_eq!(budget.stats().rate_limited, 3);

@@ -9,7 +9,10 @@ use sonnys_etl::configuration::{Settings, Sources};
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(toml.as_bytes()).unwrap();
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Settings::load(&Sources {
         file: Some(file.path()),
         env,
@@ -48,7 +51,11 @@ fn a_complete_file_loads_with_defaults_and_env_overrides() {
 
 #[test]
 fn an_unknown_key_is_named() {
-    let e = load(&format!("[api]\nwindoww = \"15s\"\n{ACCOUNT}"), &[("KEY_A", "k")]).unwrap_err();
+    let e = load(
+        &format!("[api]\nwindoww = \"15s\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap_err();
     assert!(e.contains("windoww"), "{e}");
 }
 
@@ -65,7 +72,10 @@ fn an_unreadable_key_file_is_named() {
         &[],
     )
     .unwrap_err();
-    assert!(e.contains("api_key_file") && e.contains("/nonexistent/key"), "{e}");
+    assert!(
+        e.contains("api_key_file") && e.contains("/nonexistent/key"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -97,6 +107,10 @@ fn bad_values_name_their_key() {
 fn api_keys_never_show_in_debug_output_or_errors() {
     let s = load(ACCOUNT, &[("KEY_A", "s3cret-key-a")]).unwrap();
     assert!(!format!("{s:?}").contains("s3cret-key-a"));
-    let e = load(&format!("{ACCOUNT}[api]\nreserve = 99\n"), &[("KEY_A", "s3cret-key-a")]).unwrap_err();
+    let e = load(
+        &format!("{ACCOUNT}[api]\nreserve = 99\n"),
+        &[("KEY_A", "s3cret-key-a")],
+    )
+    .unwrap_err();
     assert!(!e.contains("s3cret-key-a"));
 }

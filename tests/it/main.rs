@@ -1,6 +1,8 @@
 //! Integration tests: one binary, so the shared PostgreSQL is started once per run.
 
-mod pgserver;
-mod support;
 mod budget;
 mod config;
+mod pgserver;
+mod simulator;
+mod support;
+mod sync;

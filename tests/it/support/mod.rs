@@ -25,3 +25,7 @@ pub fn server_tempdir() -> tempfile::TempDir {
         .expect("open the temporary folder to the server's user");
     dir
 }
+
+mod app;
+
+pub use app::{fast_simulator, TestApp};

@@ -1,0 +1,191 @@
+//! `sonnys-etl simulate`: run the simulator as a standalone server for
+//! demos and rehearsals, printing the demo credentials to configure against.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Faults, Simulator, SimulatorConfig};
+
+/// Command-line settings of `sonnys-etl simulate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (plain HTTP).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
+    pub listen: SocketAddr,
+
+    /// Seed of the sample chain; the same seed serves the same transactions.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Requests each API id may make per throttle window (the live service allows 20).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub requests_per_window: u32,
+
+    /// Length of a throttle window, e.g. "15s" or "1500ms" (the live service uses 15s).
+    #[arg(long, value_name = "DUR", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+
+    /// Mean time a load-job takes to build; each job's time varies ±50%.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub build_latency: Duration,
+
+    /// How many days back startDate may reach (the live service: about 6 months).
+    #[arg(long, value_name = "N", default_value_t = 183)]
+    pub max_age_days: i64,
+
+    /// Probability (0–1) that a request answers HTTP 500 with an HTML proxy page.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub error_500_rate: f64,
+
+    /// Probability (0–1) that a finished build ends in status "fail".
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub fail_rate: f64,
+
+    /// Probability (0–1) that polling a finished job answers 404 as if it had expired.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub expire_rate: f64,
+
+    /// Extra delay added to every answer, e.g. "200ms".
+    #[arg(long, value_name = "DUR", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub slow: Duration,
+
+    /// Send null for unset strings instead of "" (the live service sends "").
+    #[arg(long)]
+    pub no_empty_strings: bool,
+
+    /// Name the discount amount "discountAmount" instead of the spec's "discount".
+    #[arg(long)]
+    pub discount_amount: bool,
+}
+
+fn probability(text: &str) -> Result<f64, String> {
+    let p: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a probability between 0 and 1"))
+    }
+}
+
+impl SimulateArgs {
+    /// The simulator settings these arguments describe.
+    pub fn config(&self) -> SimulatorConfig {
+        SimulatorConfig {
+            seed: self.seed,
+            requests_per_window: self.requests_per_window,
+            window: self.window,
+            build_latency: self.build_latency,
+            max_age_days: self.max_age_days,
+            faults: Faults {
+                error_500_rate: self.error_500_rate,
+                fail_rate: self.fail_rate,
+                expire_rate: self.expire_rate,
+                slow: self.slow,
+                empty_strings: !self.no_empty_strings,
+                discount_amount: self.discount_amount,
+            },
+        }
+    }
+}
+
+/// Starts the simulator, prints where it listens and the demo accounts, and
+/// serves until Ctrl-C or SIGTERM.
+pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let simulator = Simulator::new(args.config());
+    let running = simulator
+        .start(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    println!("Sonny's Data API simulator listening");
+    println!("  base URL: {}", running.base_url());
+    println!(
+        "  throttle: {} requests per {}",
+        args.requests_per_window,
+        humantime::format_duration(args.window)
+    );
+    for account in simulator.accounts() {
+        // Demo credentials of a simulated chain, printed so operators can
+        // configure the daemon; they open nothing but this simulator.
+        println!();
+        println!("account {}", account.name);
+        println!("  api_id:   {}", account.api_id);
+        println!("  api_key:  {}", account.api_key);
+        println!("  timezone: {}", account.timezone);
+        for site in &account.sites {
+            println!(
+                "  site {:>3}  code {:<6} {:<20} {}",
+                site.site_id,
+                format!("{:?}", site.code),
+                site.timezone.as_deref().unwrap_or("(null: account zone)"),
+                site.name
+            );
+        }
+    }
+
+    shutdown_signal().await?;
+    println!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_live_service() {
+        let cli = Cli::try_parse_from(["simulate"]).expect("defaults parse");
+        let config = cli.args.config();
+        assert_eq!(config.requests_per_window, 20);
+        assert_eq!(config.window, Duration::from_secs(15));
+        assert!(config.faults.empty_strings);
+        assert!(!config.faults.discount_amount);
+    }
+
+    #[test]
+    fn durations_and_probabilities_parse() {
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--window",
+            "1500ms",
+            "--fail-rate",
+            "0.25",
+            "--no-empty-strings",
+        ])
+        .expect("parses");
+        assert_eq!(cli.args.window, Duration::from_millis(1500));
+        assert_eq!(cli.args.fail_rate, 0.25);
+        assert!(!cli.args.config().faults.empty_strings);
+        assert!(Cli::try_parse_from(["simulate", "--fail-rate", "2"]).is_err());
+    }
+}

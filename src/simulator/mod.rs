@@ -1,0 +1,476 @@
+//! A faithful imitation of the Sonny's Carwash Controls Data API, for tests,
+//! benchmarks, the demo, and operators rehearsing a deployment.
+//!
+//! It serves `GET /v1/site/list`, `POST /v1/transaction/load-job` and
+//! `GET /v1/transaction/get-job-data` over plain HTTP with the service's
+//! authentication, throttle, validation, background builds and error bodies,
+//! plus switchable faults (HTML 500s, failed builds, early expiry, slowness,
+//! and the live service's `""`-for-null and `discountAmount` quirks). It adds
+//! no convenience the real service lacks, so a client that works here has
+//! not been taught anything the live service will not honour.
+//!
+//! # The sample chain
+//!
+//! Two accounts, generated from the seed one (site, local date) at a time:
+//!
+//! | account | API id | zone | sites (siteID code zone) |
+//! |---|---|---|---|
+//! | `northside` | `northside-demo` | America/New_York | 1 `N01` America/New_York; 2 `N02` America/Chicago; 3 `N03` null (account zone), open 24 h |
+//! | `desert` | `desert-demo` | America/Phoenix | 1 `D01` America/Phoenix; 2 `D02` America/Denver; 7 `""` virtual online store, America/Phoenix |
+//!
+//! Site ids restart at 1 per account, so transaction ids (`"{siteID}:{number}"`)
+//! are unique only within an account, as with real separate databases.
+//! Tunnel sites trade 7:00–21:00 local (6:00–23:00 on 1,000+ days); `N03` and
+//! the online store trade around the clock, so their 23- and 25-hour days are
+//! fully populated.
+//!
+//! # Special days
+//!
+//! Every physical site runs a 30-day cycle offset per site: one day with
+//! exactly 0 transactions, one with exactly 100, one with exactly 101 and one
+//! with 1,000–1,299; the other days have 150–400. Any 30 consecutive days
+//! therefore contain each special day once per site. Find them with
+//! [`Simulator::day_volume`]. The online store has 8–32 a day and no special days.
+//!
+//! # Jobs
+//!
+//! A build's snapshot is taken when `load-job` is accepted; the result is
+//! revealed after the jittered build time. Submitting the same criteria
+//! within 20 minutes returns the same hash without a rebuild, unless that
+//! build ended in `fail`, in which case a fresh build starts under the same hash.
+//! [`Simulator::update_transaction`] therefore shows in a job submitted after
+//! the change and after the old hash is gone (20 minutes, or
+//! [`Simulator::clear_job_cache`]).
+//!
+//! # Where the reference is silent
+//!
+//! The simulator picks the reading that asks the most of a client, so a
+//! client that copes here copes with either behaviour of the live service:
+//!
+//! - An empty `site=` (and an empty `X-Sonnys-Site-Code`) counts as absent,
+//!   i.e. all sites. The virtual site's code is `""`, so its transactions
+//!   can only be exported together with the other sites' (they carry
+//!   `locationCode: ""`).
+//! - The throttle counts every request carrying an id header, before
+//!   authentication; requests without one are not throttled.
+//! - A job hash belongs to the API id that submitted it; another id gets 404.
+//! - A page number past the last page passes with empty `data` and the
+//!   window's `total`.
+//! - A wrong method on a known path answers 404 `EntityNotFoundError`.
+//! - Nothing later than the present is served: the current day grows as the
+//!   clock advances.
+
+mod chain;
+mod cli;
+mod jobs;
+mod server;
+mod throttle;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use cli::{run, SimulateArgs};
+
+use chain::{Chain, Quirks};
+use jobs::Jobs;
+use throttle::Throttle;
+
+/// Settings of a simulator.
+#[derive(Clone, Debug)]
+pub struct SimulatorConfig {
+    /// Seed of the sample chain; the same seed serves the same records.
+    pub seed: u64,
+    /// Requests an API id may make per throttle window (the service: 20).
+    pub requests_per_window: u32,
+    /// Length of a throttle window (the service: 15 s).
+    pub window: Duration,
+    /// Mean background build time of a page; each job's time is jittered
+    /// ±50 % deterministically.
+    pub build_latency: Duration,
+    /// How far back `startDate` may reach, in days (the service: about 6 months).
+    pub max_age_days: i64,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            requests_per_window: 20,
+            window: Duration::from_secs(15),
+            build_latency: Duration::from_secs(2),
+            max_age_days: 183,
+            // The live service sends "" for unset strings; default to it.
+            faults: Faults {
+                empty_strings: true,
+                ..Faults::default()
+            },
+        }
+    }
+}
+
+/// Faults and quirks to inject. `Faults::default()` is a perfectly behaved
+/// service that also sends `null` for unset strings.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Probability that a request answers HTTP 500 with a non-JSON (HTML proxy) body.
+    pub error_500_rate: f64,
+    /// Probability that a finished build ends in status `fail` instead of `pass`.
+    pub fail_rate: f64,
+    /// Probability that `get-job-data` on a finished hash answers 404
+    /// `EntityNotFoundError` as if expired; the job is then forgotten.
+    pub expire_rate: f64,
+    /// Extra delay added to every answer.
+    pub slow: Duration,
+    /// Send `""` instead of `null` for unset nullable strings, as the live service does.
+    pub empty_strings: bool,
+    /// Name the discount amount `discountAmount` instead of the spec's `discount`.
+    pub discount_amount: bool,
+}
+
+impl Faults {
+    fn quirks(&self) -> Quirks {
+        Quirks {
+            empty_strings: self.empty_strings,
+            discount_amount: self.discount_amount,
+        }
+    }
+}
+
+/// What the simulator observed for one API id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    /// Every request carrying this id (requests without an id count under `""`).
+    pub requests: u64,
+    /// Requests answered 429.
+    pub rate_limited: u64,
+    /// `load-job` requests accepted (answered with a hash).
+    pub load_jobs: u64,
+    /// Authenticated `get-job-data` requests.
+    pub polls: u64,
+    /// Polls answered with status `working`.
+    pub polls_working: u64,
+    /// Requests answered with an injected 500.
+    pub errors_500: u64,
+    /// The most requests the throttle ever counted in one window (rejected
+    /// ones included, so above the limit once a 429 was served).
+    pub max_in_window: u32,
+}
+
+/// An account of the sample chain, with its demo credentials.
+#[derive(Clone, Debug)]
+pub struct SimAccount {
+    /// Short name, e.g. `northside`.
+    pub name: String,
+    /// Value of the `X-Sonnys-API-ID` header.
+    pub api_id: String,
+    /// Value of the `X-Sonnys-API-Key` header (a demo credential, fine to print).
+    pub api_key: String,
+    /// The account's zone, which applies to sites whose zone is null.
+    pub timezone: String,
+    /// The account's sites as `/site/list` reports them.
+    pub sites: Vec<SimSite>,
+}
+
+/// A site as `/site/list` reports it.
+#[derive(Clone, Debug)]
+pub struct SimSite {
+    /// `siteID`; the first part of the account's transaction ids.
+    pub site_id: i64,
+    /// Empty for the virtual (e-commerce) site.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// `None` when the service reports null (the account's zone applies).
+    pub timezone: Option<String>,
+}
+
+/// Mutable state behind one lock; no lock is held across an await.
+struct State {
+    faults: Faults,
+    /// Faults draw from their own generator so they never disturb the chain.
+    fault_rng: ChaCha8Rng,
+    throttle: Throttle,
+    counters: HashMap<String, Counters>,
+    revoked: HashSet<String>,
+    /// Canonical replacements per API id and transaction id; `Null` deletes.
+    overrides: HashMap<String, HashMap<String, Value>>,
+    jobs: Jobs,
+}
+
+struct Inner {
+    seed: u64,
+    build_latency: Duration,
+    max_age_days: i64,
+    chain: Chain,
+    state: Mutex<State>,
+}
+
+/// Locks a mutex, carrying on after a panic elsewhere: every critical
+/// section leaves the state consistent, so poisoning carries no meaning here.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A simulated Data API. Cheap to clone; clones share all state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+impl Simulator {
+    /// Creates a simulator; nothing is served until [`Simulator::start`].
+    pub fn new(config: SimulatorConfig) -> Self {
+        let state = State {
+            faults: config.faults,
+            fault_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0xFA01_7500_0000_0000),
+            throttle: Throttle::new(config.requests_per_window, config.window),
+            counters: HashMap::new(),
+            revoked: HashSet::new(),
+            overrides: HashMap::new(),
+            jobs: Jobs::default(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                seed: config.seed,
+                build_latency: config.build_latency,
+                max_age_days: config.max_age_days,
+                chain: Chain::new(config.seed),
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves in a background
+    /// task; returns once listening.
+    pub async fn start(&self, addr: SocketAddr) -> std::io::Result<RunningSimulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::router(self.clone());
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // A dropped sender stops the server just like a sent signal.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "simulator server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, "simulator listening");
+        Ok(RunningSimulator {
+            addr,
+            simulator: self.clone(),
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The sample chain's accounts with their demo credentials.
+    pub fn accounts(&self) -> Vec<SimAccount> {
+        self.inner
+            .chain
+            .accounts()
+            .iter()
+            .map(|a| SimAccount {
+                name: a.name.clone(),
+                api_id: a.api_id.clone(),
+                api_key: a.api_key.clone(),
+                timezone: a.timezone.name().to_string(),
+                sites: a
+                    .sites
+                    .iter()
+                    .map(|s| SimSite {
+                        site_id: s.site_id,
+                        code: s.code.clone(),
+                        name: s.name.clone(),
+                        timezone: s.timezone.map(|tz| tz.name().to_string()),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The records of one site (`site_code` `""` is the virtual site) whose
+    /// completeDate, truncated to whole seconds, lies in `[start, end]`, as
+    /// `get-job-data` would serve them now: overrides applied, nothing after
+    /// the present, current `""`/`discountAmount` quirks, sorted by
+    /// completeDate then id. Unknown account or site: empty.
+    pub fn transactions(
+        &self,
+        api_id: &str,
+        site_code: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Vec<Value> {
+        let chain = &self.inner.chain;
+        let Some(account) = chain.account_index(api_id) else {
+            return Vec::new();
+        };
+        let sites: Vec<usize> = chain.accounts()[account]
+            .sites
+            .iter()
+            .position(|s| s.code == site_code)
+            .into_iter()
+            .collect();
+        let state = lock(&self.inner.state);
+        let quirks = state.faults.quirks();
+        chain
+            .window(
+                account,
+                &sites,
+                start.timestamp(),
+                end.timestamp(),
+                Utc::now(),
+                state.overrides.get(api_id),
+            )
+            .iter()
+            .map(|r| chain::render(r, quirks))
+            .collect()
+    }
+
+    /// Number of transactions a site has on a local calendar date in its own
+    /// zone (the whole day, including any part of today still to come).
+    /// Unknown account or site: 0. Not affected by `update_transaction`.
+    pub fn day_volume(&self, api_id: &str, site_code: &str, local_date: NaiveDate) -> usize {
+        let chain = &self.inner.chain;
+        chain
+            .account_index(api_id)
+            .and_then(|a| {
+                let s = chain.accounts()[a]
+                    .sites
+                    .iter()
+                    .position(|s| s.code == site_code)?;
+                Some(chain.day_volume(a, s, local_date))
+            })
+            .unwrap_or(0)
+    }
+
+    /// What the simulator observed for one API id (`""`: requests without one).
+    pub fn counters(&self, api_id: &str) -> Counters {
+        lock(&self.inner.state)
+            .counters
+            .get(api_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Changes one record, e.g. to void it, change its total or drop an item.
+    /// `f` sees the record as it would be served now (current quirks); `""`
+    /// in nullable string fields is read back as null and `discountAmount`
+    /// as `discount`, so the change survives later fault changes. Setting
+    /// the record to `Value::Null` deletes it. Keep `completeDate` within the
+    /// record's local day: records are found through the day their id encodes.
+    ///
+    /// Builds made afterwards serve the changed record; existing hashes keep
+    /// their snapshot. Returns whether the record exists.
+    pub fn update_transaction(&self, api_id: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
+        let chain = &self.inner.chain;
+        let Some(account) = chain.account_index(api_id) else {
+            tracing::warn!(api_id, id, "update_transaction: unknown account");
+            return false;
+        };
+        let Some((site, date)) = chain.locate(account, id) else {
+            tracing::warn!(api_id, id, "update_transaction: not a transaction id");
+            return false;
+        };
+        let day = chain.day(account, site, date);
+        let Some(original) = day.iter().find(|r| r["id"] == id) else {
+            tracing::warn!(api_id, id, "update_transaction: no such transaction");
+            return false;
+        };
+        let mut state = lock(&self.inner.state);
+        let quirks = state.faults.quirks();
+        let overrides = state.overrides.entry(api_id.to_string()).or_default();
+        let current = overrides.get(id).unwrap_or(original);
+        if current.is_null() {
+            // Deleted earlier; nothing left to change.
+            return false;
+        }
+        let mut record = chain::render(current, quirks);
+        f(&mut record);
+        chain::normalize(&mut record);
+        overrides.insert(id.to_string(), record);
+        true
+    }
+
+    /// Forgets every job hash, as if 20 minutes had passed.
+    pub fn clear_job_cache(&self) {
+        lock(&self.inner.state).jobs.clear();
+    }
+
+    /// From now on `api_id` answers 403 `NotAuthorizedError`.
+    pub fn revoke(&self, api_id: &str) {
+        lock(&self.inner.state).revoked.insert(api_id.to_string());
+    }
+
+    /// Replaces the faults at run time.
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.inner.state).faults = faults;
+    }
+
+    /// Changes the throttle at run time; open windows are dropped, so every
+    /// API id starts a fresh window with its next request.
+    pub fn set_throttle(&self, requests_per_window: u32, window: Duration) {
+        lock(&self.inner.state)
+            .throttle
+            .reconfigure(requests_per_window, window);
+    }
+}
+
+/// A simulator serving HTTP. Dropping it stops the server.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    simulator: Simulator,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningSimulator {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:8089/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The simulator behind the server, for counters, faults and overrides.
+    pub fn simulator(&self) -> &Simulator {
+        &self.simulator
+    }
+
+    /// Stops accepting connections and waits until open ones are finished.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "simulator server task failed");
+            }
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

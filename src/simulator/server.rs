@@ -1,0 +1,503 @@
+//! HTTP face of the simulator: the three routes the export needs, behind one
+//! gate that applies slowness, the throttle, injected 500s and authentication
+//! in the order a request meets them at the real service.
+
+use std::collections::HashMap;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::Utc;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::chain::render;
+use super::jobs::{build_time, page, Criteria, Job, Outcome, PAGE_SIZE};
+use super::{lock, Simulator};
+
+/// The longest span one export window may cover.
+const MAX_SPAN_SECS: i64 = 24 * 60 * 60;
+
+/// The page a misbehaving proxy in front of the service returns.
+const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n\
+<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// Error answers of the service, each with its documented status and `type`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("Missing client information")]
+    MissingCredentials,
+    #[error("Invalid client information")]
+    BadCredentials,
+    #[error("Access not authorized")]
+    NotAuthorized,
+    #[error("Invalid site code")]
+    BadSiteCredentials,
+    #[error("Mismatch between arguments and headers")]
+    SiteArgsMismatch,
+    #[error("API request rate limit exceeded")]
+    RateExceeded,
+    #[error("Payload validation failure")]
+    Validation(Vec<String>),
+    #[error("The requested entity could not be found")]
+    NotFound,
+    /// An injected outage: a proxy's HTML page, not the API's JSON.
+    #[error("proxy failure")]
+    ProxyFailure,
+}
+
+impl ApiError {
+    fn status_and_type(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MissingCredentials => (StatusCode::FORBIDDEN, "MissingClientCredentialsError"),
+            Self::BadCredentials => (StatusCode::FORBIDDEN, "BadClientCredentialsError"),
+            Self::NotAuthorized => (StatusCode::FORBIDDEN, "NotAuthorizedError"),
+            Self::BadSiteCredentials => (StatusCode::FORBIDDEN, "BadSiteCredentialsError"),
+            Self::SiteArgsMismatch => (StatusCode::FORBIDDEN, "NotAuthorizedSiteArgsError"),
+            Self::RateExceeded => (StatusCode::TOO_MANY_REQUESTS, "RequestRateExceedError"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "PayloadValidationError"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "EntityNotFoundError"),
+            Self::ProxyFailure => (StatusCode::INTERNAL_SERVER_ERROR, "ServerUnexpectedFailure"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::ProxyFailure = self {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/html")],
+                PROXY_ERROR_PAGE,
+            )
+                .into_response();
+        }
+        let (status, kind) = self.status_and_type();
+        let mut body = json!({ "type": kind, "message": self.to_string() });
+        if let Self::Validation(messages) = self {
+            body["messages"] = json!(messages);
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The authenticated caller, handed from the gate to the routes.
+#[derive(Clone, Debug)]
+struct Caller {
+    api_id: String,
+    account: usize,
+    /// The `X-Sonnys-Site-Code` header, already checked against the account.
+    site_header: Option<String>,
+}
+
+/// Builds the routes; everything else answers 404 `EntityNotFoundError`.
+pub(crate) fn router(sim: Simulator) -> Router {
+    Router::new()
+        .route("/v1/site/list", get(site_list))
+        .route("/v1/transaction/load-job", post(load_job))
+        .route("/v1/transaction/get-job-data", get(get_job_data))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(middleware::from_fn_with_state(sim.clone(), gate))
+        .with_state(sim)
+}
+
+fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// True with probability `p` (values outside 0..=1 act as never / always).
+fn roll(rng: &mut ChaCha8Rng, p: f64) -> bool {
+    p > 0.0 && rng.gen::<f64>() < p
+}
+
+/// Applies, in order: slowness, request counting and the throttle (before
+/// authentication, keyed by the id header), injected 500s, authentication.
+async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Response {
+    let slow = lock(&sim.inner.state).faults.slow;
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    let headers = req.headers();
+    let api_id = header_value(headers, "x-sonnys-api-id");
+    let api_key = header_value(headers, "x-sonnys-api-key");
+    let site_header = header_value(headers, "x-sonnys-site-code");
+
+    let caller = {
+        let mut guard = lock(&sim.inner.state);
+        let state = &mut *guard;
+        let key = api_id.clone().unwrap_or_default();
+        let verdict = api_id
+            .as_deref()
+            .map(|id| state.throttle.hit(id, Instant::now()));
+        let counters = state.counters.entry(key).or_default();
+        counters.requests += 1;
+        if let Some(verdict) = verdict {
+            counters.max_in_window = counters.max_in_window.max(verdict.count);
+            if !verdict.allowed {
+                counters.rate_limited += 1;
+                return ApiError::RateExceeded.into_response();
+            }
+        }
+        if roll(&mut state.fault_rng, state.faults.error_500_rate) {
+            counters.errors_500 += 1;
+            return ApiError::ProxyFailure.into_response();
+        }
+        let (Some(api_id), Some(api_key)) = (api_id, api_key) else {
+            return ApiError::MissingCredentials.into_response();
+        };
+        let chain = &sim.inner.chain;
+        let Some(account) = chain
+            .account_index(&api_id)
+            .filter(|&a| chain.accounts()[a].api_key == api_key)
+        else {
+            return ApiError::BadCredentials.into_response();
+        };
+        if state.revoked.contains(&api_id) {
+            return ApiError::NotAuthorized.into_response();
+        }
+        if let Some(code) = &site_header {
+            if !chain.accounts()[account]
+                .sites
+                .iter()
+                .any(|s| &s.code == code)
+            {
+                return ApiError::BadSiteCredentials.into_response();
+            }
+        }
+        Caller {
+            api_id,
+            account,
+            site_header,
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// `GET /v1/site/list`: every site of the account (or only the header's site).
+async fn site_list(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
+    let account = &sim.inner.chain.accounts()[caller.account];
+    let sites: Vec<Value> = account
+        .sites
+        .iter()
+        .filter(|s| caller.site_header.as_ref().map_or(true, |h| *h == s.code))
+        .map(|s| {
+            json!({
+                "siteID": s.site_id,
+                "code": s.code,
+                "name": s.name,
+                "timezone": s.timezone.map(|tz| tz.name()),
+            })
+        })
+        .collect();
+    Json(json!({ "data": { "sites": sites } }))
+}
+
+fn query_params(raw: Option<&str>) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    params
+}
+
+/// The validated criteria of a `load-job` request (without the API id).
+#[derive(Debug, PartialEq, Eq)]
+struct LoadJobParams {
+    start: i64,
+    end: i64,
+    site: Option<String>,
+    limit: u32,
+    offset: u32,
+}
+
+/// Validates `load-job` parameters, collecting every message as the service does.
+fn validate_load_job(
+    params: &HashMap<String, String>,
+    now: i64,
+    max_age_days: i64,
+) -> Result<LoadJobParams, Vec<String>> {
+    let mut messages = Vec::new();
+    let mut integer = |name: &str, what: &str| -> Option<i64> {
+        match params.get(name).map(|v| v.trim()) {
+            None | Some("") => {
+                messages.push(format!("The {name} field is required."));
+                None
+            }
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    messages.push(format!("The {name} must be {what}."));
+                    None
+                }
+            },
+        }
+    };
+    let start = integer("startDate", "an integer Unix timestamp in seconds");
+    let end = integer("endDate", "an integer Unix timestamp in seconds");
+    let limit = integer("limit", "100");
+    let offset = integer("offset", "an integer page number of at least 1");
+
+    let limit = limit.and_then(|l| {
+        if l == i64::from(PAGE_SIZE) {
+            Some(PAGE_SIZE)
+        } else {
+            messages.push("The limit must be 100.".into());
+            None
+        }
+    });
+    let offset = offset.and_then(|o| match u32::try_from(o) {
+        Ok(o) if o >= 1 => Some(o),
+        _ => {
+            messages.push("The offset must be an integer page number of at least 1.".into());
+            None
+        }
+    });
+    if let Some(start) = start {
+        if start < now - max_age_days * 86_400 {
+            messages.push(format!(
+                "The startDate must be no older than {max_age_days} days before today."
+            ));
+        }
+    }
+    if let Some(end) = end {
+        if end > now {
+            messages.push("The endDate must not be in the future.".into());
+        }
+    }
+    if let (Some(start), Some(end)) = (start, end) {
+        if start > end {
+            messages.push("The startDate must be before or equal to the endDate.".into());
+        } else if end - start > MAX_SPAN_SECS {
+            messages.push("The date range must be within a 24 hour time span.".into());
+        }
+    }
+    match (start, end, limit, offset) {
+        (Some(start), Some(end), Some(limit), Some(offset)) if messages.is_empty() => {
+            Ok(LoadJobParams {
+                start,
+                end,
+                // An empty `site=` is read as absent, as form handling
+                // behind such services usually does; see the module docs.
+                site: params.get("site").filter(|s| !s.is_empty()).cloned(),
+                limit,
+                offset,
+            })
+        }
+        _ => Err(messages),
+    }
+}
+
+/// `POST /v1/transaction/load-job`: validates, then starts (or reuses) a build.
+async fn load_job(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let inner = &sim.inner;
+    let params = validate_load_job(
+        &query_params(raw.as_deref()),
+        Utc::now().timestamp(),
+        inner.max_age_days,
+    )
+    .map_err(ApiError::Validation)?;
+    let site = match (params.site, caller.site_header) {
+        (Some(arg), Some(header)) if arg != header => return Err(ApiError::SiteArgsMismatch),
+        (arg, header) => arg.or(header),
+    };
+    let criteria = Criteria {
+        api_id: caller.api_id.clone(),
+        start: params.start,
+        end: params.end,
+        site,
+        limit: params.limit,
+        offset: params.offset,
+    };
+    let hash = criteria.hash();
+
+    let mut guard = lock(&inner.state);
+    let state = &mut *guard;
+    let now = Instant::now();
+    state.jobs.purge(now);
+    if state.jobs.needs_build(&hash, now) {
+        let account = &inner.chain.accounts()[caller.account];
+        // An unknown site code is not an error: the build simply finds nothing.
+        let sites: Vec<usize> = (0..account.sites.len())
+            .filter(|&s| {
+                criteria
+                    .site
+                    .as_ref()
+                    .map_or(true, |code| *code == account.sites[s].code)
+            })
+            .collect();
+        let outcome = if roll(&mut state.fault_rng, state.faults.fail_rate) {
+            Outcome::Fail
+        } else {
+            let window = inner.chain.window(
+                caller.account,
+                &sites,
+                criteria.start,
+                criteria.end,
+                Utc::now(),
+                state.overrides.get(&caller.api_id),
+            );
+            Outcome::Pass {
+                data: page(&window, criteria.offset, criteria.limit),
+                total: window.len(),
+            }
+        };
+        let job = Job {
+            api_id: caller.api_id.clone(),
+            offset: criteria.offset,
+            limit: criteria.limit,
+            created: now,
+            ready_at: now + build_time(inner.build_latency, inner.seed, &hash),
+            outcome,
+        };
+        state.jobs.insert(hash.clone(), job);
+    }
+    state.counters.entry(caller.api_id).or_default().load_jobs += 1;
+    Ok(Json(json!({ "data": { "hash": hash } })))
+}
+
+/// `GET /v1/transaction/get-job-data?hash=`: the job's status and, once
+/// passed, its page.
+async fn get_job_data(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query_params(raw.as_deref());
+    let Some(hash) = params.get("hash").filter(|h| !h.is_empty()) else {
+        return Err(ApiError::Validation(vec![
+            "The hash field is required.".into()
+        ]));
+    };
+    let mut guard = lock(&sim.inner.state);
+    let state = &mut *guard;
+    let now = Instant::now();
+    state.jobs.purge(now);
+    let counters = state.counters.entry(caller.api_id.clone()).or_default();
+    counters.polls += 1;
+    let Some(job) = state
+        .jobs
+        .get(hash)
+        .filter(|job| job.api_id == caller.api_id)
+    else {
+        return Err(ApiError::NotFound);
+    };
+    let (offset, limit) = (job.offset, job.limit);
+    let answer = |status: &str, data: Vec<Value>, total: usize| {
+        Json(json!({ "data": {
+            "hash": hash,
+            "status": status,
+            "data": data,
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+        }}))
+    };
+    if !job.is_ready(now) {
+        counters.polls_working += 1;
+        return Ok(answer("working", Vec::new(), 0));
+    }
+    match &job.outcome {
+        Outcome::Fail => Ok(answer("fail", Vec::new(), 0)),
+        Outcome::Pass { .. } if roll(&mut state.fault_rng, state.faults.expire_rate) => {
+            state.jobs.remove(hash);
+            Err(ApiError::NotFound)
+        }
+        Outcome::Pass { data, total } => {
+            let quirks = state.faults.quirks();
+            let data = data.iter().map(|r| render(r, quirks)).collect();
+            Ok(answer("pass", data, *total))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const NOW: i64 = 1_790_000_000;
+
+    #[test]
+    fn a_valid_request_passes() {
+        let p = params(&[
+            ("startDate", "1789900000"),
+            ("endDate", "1789986400"),
+            ("limit", "100"),
+            ("offset", "2"),
+            ("site", "N01"),
+        ]);
+        assert_eq!(
+            validate_load_job(&p, NOW, 183),
+            Ok(LoadJobParams {
+                start: 1_789_900_000,
+                end: 1_789_986_400,
+                site: Some("N01".into()),
+                limit: 100,
+                offset: 2
+            })
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let p = params(&[
+            ("startDate", "abc"),
+            ("endDate", &(NOW + 10).to_string()),
+            ("limit", "50"),
+            ("offset", "0"),
+        ]);
+        let messages = validate_load_job(&p, NOW, 183).expect_err("invalid");
+        assert_eq!(messages.len(), 4, "{messages:?}");
+    }
+
+    #[test]
+    fn spans_over_a_day_and_old_starts_are_rejected() {
+        let check = |start: i64, end: i64| {
+            validate_load_job(
+                &params(&[
+                    ("startDate", &start.to_string()),
+                    ("endDate", &end.to_string()),
+                    ("limit", "100"),
+                    ("offset", "1"),
+                ]),
+                NOW,
+                183,
+            )
+        };
+        assert!(check(NOW - 86_400, NOW).is_ok());
+        assert!(check(NOW - 86_401, NOW).is_err());
+        assert!(check(NOW, NOW - 1).is_err());
+        assert!(check(NOW - 184 * 86_400, NOW - 183 * 86_400).is_err());
+    }
+}
