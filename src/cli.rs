@@ -46,6 +46,10 @@ pub enum Command {
     Sync(SyncArgs),
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Try it all without credentials: start the simulator in-process, use
+    /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
+    /// the sample chain and print per-site totals.
+    Demo(crate::demo::DemoArgs),
     /// Serve a simulator of the Sonny's Data API with a sample car-wash chain,
     /// to rehearse a deployment or try the daemon without credentials.
     Simulate(crate::simulator::SimulateArgs),
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo(args) => crate::demo::run(args).await,
         Command::Simulate(args) => {
             crate::simulator::run(args).await?;
             Ok(ExitCode::SUCCESS)

@@ -10,12 +10,13 @@
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
 //! - [`simulator`]: a faithful stand-in for the vendor API.
 //! - [`pgserver`]: a private PostgreSQL for the demo and the tests.
-//! - [`cli`]: the commands.
+//! - [`cli`]: the commands; [`demo`] runs the whole product on one machine.
 
 pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod configuration;
+pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod pgserver;

@@ -284,7 +284,7 @@ impl Syncer {
                             s.done += 1;
                             add(&mut s, &report);
                             bar.day_done(&report);
-                            tracing::info!(account = %export.account, site = %site.code, day = %day, transactions = report.transactions,
+                            tracing::debug!(account = %export.account, site = %site.code, day = %day, transactions = report.transactions,
                                 pages = report.pages, requests = report.requests, inserted = report.write.inserted,
                                 updated = report.write.updated, "site-day done");
                         }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the shared PostgreSQL is started once per run.
 
 mod budget;
+mod cli;
 mod config;
 mod pgserver;
 mod simulator;

@@ -1,0 +1,236 @@
+//! `sonnys-etl demo`: the whole product on one machine with no credentials.
+//! It starts the simulator in-process, finds or starts a PostgreSQL, syncs
+//! the last days of the sample chain and prints per-site totals.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{Days, NaiveDate, Utc};
+use clap::Args;
+use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use url::Url;
+
+use crate::configuration::{
+    redact_url, AccountSettings, ApiSettings, DatabaseSettings, Settings, SyncSettings,
+};
+use crate::domain::{parse_timezone, AccountName, ApiId};
+use crate::pgserver::{server_answers, PrivatePostgres};
+use crate::progress::Progress;
+use crate::simulator::{Simulator, SimulatorConfig};
+use crate::sync::{SyncPlan, Syncer};
+
+/// The database the demo writes into on a server it did not start itself.
+const DEMO_DATABASE: &str = "sonnys_demo";
+/// The conventional local server, tried when DATABASE_URL is not set.
+const LOCAL_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Business days to sync, ending yesterday.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub days: u32,
+    /// Data folder for the private PostgreSQL started when no server answers
+    /// (default: a folder in the system's temporary directory).
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // The vendor's throttle is 20 requests per 15 s; the demo scales the
+    // window down so that a week of the sample chain takes seconds, not minutes.
+    let window = Duration::from_secs(2);
+    let simulator = Simulator::new(SimulatorConfig {
+        window,
+        build_latency: Duration::from_millis(300),
+        ..SimulatorConfig::default()
+    });
+    let running = simulator
+        .start("127.0.0.1:0".parse()?)
+        .await
+        .context("cannot start the simulator")?;
+    println!(
+        "simulator of the Sonny's Data API: {} (20 requests per {}s per API id)",
+        running.base_url(),
+        window.as_secs()
+    );
+
+    let url = database(&args).await?;
+    println!("database: {}", redact_url(&url));
+
+    let accounts = simulator
+        .accounts()
+        .into_iter()
+        .map(|a| {
+            Ok(AccountSettings {
+                name: AccountName::parse(&a.name).map_err(anyhow::Error::msg)?,
+                api_id: ApiId::parse(&a.api_id).map_err(anyhow::Error::msg)?,
+                api_key: SecretString::from(a.api_key),
+                timezone: Some(parse_timezone(&a.timezone).map_err(anyhow::Error::msg)?),
+                sites: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = Settings {
+        database: DatabaseSettings {
+            url: Some(SecretString::from(url.clone())),
+            max_connections: 5,
+        },
+        api: ApiSettings {
+            base_url: Url::parse(&running.base_url())?,
+            requests_per_window: 20,
+            window,
+            reserve: 0,
+            jitter_guard: Duration::from_millis(50),
+            request_timeout: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(120),
+        },
+        sync: SyncSettings {
+            max_concurrent_sites: 16,
+        },
+        accounts,
+    };
+
+    // The last `days` days that have ended in every site's zone.
+    let to = simulator
+        .accounts()
+        .iter()
+        .flat_map(|a| {
+            a.sites
+                .iter()
+                .map(move |s| s.timezone.clone().unwrap_or_else(|| a.timezone.clone()))
+        })
+        .filter_map(|zone| parse_timezone(&zone).ok())
+        .map(|tz| Utc::now().with_timezone(&tz).date_naive())
+        .min()
+        .unwrap_or_else(|| Utc::now().date_naive())
+        - Days::new(1);
+    let from = to - Days::new(u64::from(args.days) - 1);
+    println!("syncing business days {from} to {to} of the sample chain…");
+
+    let pool = crate::store::connect(&url, 5).await?;
+    let syncer = Syncer::new(Arc::new(settings), pool.clone());
+    let plan = SyncPlan {
+        from,
+        to,
+        accounts: Vec::new(),
+        sites: Vec::new(),
+    };
+    let progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let summary = syncer
+        .run(&plan, &crate::cli::shutdown_on_signal(), &progress)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!();
+    print!("{summary}");
+    println!();
+    print_totals(&pool, from, to).await?;
+    println!();
+    println!("The data is in PostgreSQL; try:");
+    println!(
+        "  psql '{}' -c 'SELECT * FROM sonnys.sync_days ORDER BY 1, 2, 3'",
+        redact_url(&url)
+    );
+    running.shutdown().await;
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// DATABASE_URL if it answers; else the usual local server if it answers
+/// (with a database of the demo's own); else a private server.
+async fn database(args: &DemoArgs) -> anyhow::Result<String> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        if server_answers(&url).await {
+            return Ok(url);
+        }
+        println!(
+            "DATABASE_URL ({}) does not answer; looking elsewhere",
+            redact_url(&url)
+        );
+    } else if server_answers(LOCAL_SERVER).await {
+        return demo_database(LOCAL_SERVER).await;
+    }
+    let dir = args.data_dir.clone().unwrap_or_else(|| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        std::env::temp_dir().join(format!("sonnys-etl-demo-{user}"))
+    });
+    println!(
+        "no PostgreSQL answers: starting a private one in {}",
+        dir.display()
+    );
+    let server = PrivatePostgres::start(&dir).await?;
+    let pg_ctl = PrivatePostgres::find_binaries()
+        .map(|bin| bin.join("pg_ctl").display().to_string())
+        .unwrap_or_else(|_| "pg_ctl".into());
+    println!(
+        "  (it keeps running for your queries; stop it with `{pg_ctl} stop -D {}`, as the user that owns the folder)",
+        dir.display()
+    );
+    demo_database(&server.url("postgres")).await
+}
+
+/// Create the demo's own database on a server, if missing; its URL.
+async fn demo_database(server: &str) -> anyhow::Result<String> {
+    let mut conn = PgConnection::connect(server)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(DEMO_DATABASE)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        conn.execute(format!("CREATE DATABASE {DEMO_DATABASE}").as_str())
+            .await
+            .with_context(|| format!("cannot create the database {DEMO_DATABASE}"))?;
+    }
+    let _ = conn.close().await;
+    let mut url = Url::parse(server)?;
+    url.set_path(DEMO_DATABASE);
+    Ok(url.to_string())
+}
+
+async fn print_totals(pool: &PgPool, from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        i64,
+        rust_decimal::Decimal,
+        i64,
+    )> = sqlx::query_as(
+        "SELECT t.account, t.site_code, s.name, count(*), sum(t.total),
+                count(*) FILTER (WHERE t.is_recurring_plan_sale AND t.is_recurring_sale)
+           FROM sonnys.transactions t
+           LEFT JOIN sonnys.sites s ON s.account = t.account AND s.code = t.site_code
+          WHERE t.business_date BETWEEN $1 AND $2
+            AND t.transaction_status IS DISTINCT FROM 'Voided'
+          GROUP BY 1, 2, 3 ORDER BY 1, 2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    println!(
+        "{:<10} {:<5} {:<32} {:>12} {:>14} {:>16}",
+        "account", "site", "name", "transactions", "total", "new memberships"
+    );
+    for (account, site, name, count, total, members) in rows {
+        println!(
+            "{:<10} {:<5} {:<32} {:>12} {:>14} {:>16}",
+            account,
+            site,
+            name.unwrap_or_default(),
+            count,
+            total.round_dp(2),
+            members
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The real binary, as an operator runs it: `sync` with a configuration
+//! file against the simulator, `migrate`, `demo`, and configuration errors.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::support::{fast_simulator, TestApp};
+
+fn sonnys_etl(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonnys-etl"));
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("SONNYS_ETL_CONFIG")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run sonnys-etl")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn sync_lands_the_days_and_a_second_run_changes_nothing() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sonnys-etl.toml");
+    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
+    let args = [
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        &day,
+        "--to",
+        &day,
+    ];
+
+    let first = tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || sonnys_etl(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    })
+    .await
+    .unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        out.contains("northside: ok") && out.contains("desert: ok"),
+        "{out}"
+    );
+    assert!(out.contains("0 × 429"), "{out}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let served: usize = [
+        ("northside", "N01"),
+        ("northside", "N02"),
+        ("northside", "N03"),
+        ("desert", "D01"),
+        ("desert", "D02"),
+    ]
+    .iter()
+    .map(|(a, s)| app.served(a, s, day.parse().unwrap()).len())
+    .sum();
+    assert_eq!(stored as usize, served);
+
+    let second = tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || sonnys_etl(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    })
+    .await
+    .unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(out.contains("(0 new, 0 changed)"), "{out}");
+    // The API keys never reach the output or the database.
+    for account in app.simulator().accounts() {
+        assert!(!text(&first).contains(&account.api_key));
+        let leaked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sonnys.transactions WHERE raw::text LIKE '%' || $1 || '%'",
+        )
+        .bind(&account.api_key)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(leaked, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_account_makes_sync_exit_non_zero_and_says_why() {
+    let app = TestApp::start(fast_simulator()).await;
+    app.simulator().revoke(&app.account("desert").api_id);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
+    let config = config.to_str().unwrap().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        sonnys_etl(&["sync", "--config", &config, "--from", &day], &[])
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("northside: ok"), "{out}");
+    assert!(
+        out.contains("desert: FAILED") && out.contains("403"),
+        "{out}"
+    );
+}
+
+#[test]
+fn configuration_errors_stop_before_any_request_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"postgres://x@127.0.0.1:1/x\"\n[[accounts]]\nname = \"a\"\napi_id = \"i\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n",
+    )
+    .unwrap();
+    let output = sonnys_etl(
+        &[
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--from",
+            "2026-11-01",
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("api_key_env") && err.contains("NOT_SET_ANYWHERE"),
+        "{err}"
+    );
+
+    let output = sonnys_etl(
+        &[
+            "sync",
+            "--config",
+            "/no/such/file.toml",
+            "--from",
+            "2026-11-01",
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/no/such/file.toml"));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for command in ["sync", "migrate", "simulate", "demo"] {
+        let output = sonnys_etl(&[command, "--help"], &[]);
+        assert!(output.status.success(), "{command}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage: sonnys-etl"),
+            "{command}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_and_demo_work_against_a_given_database() {
+    let app = TestApp::start(fast_simulator()).await;
+    let url = app.db.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let migrate = sonnys_etl(&["migrate"], &[("DATABASE_URL", &url)]);
+        let demo = sonnys_etl(&["demo", "--days", "2"], &[("DATABASE_URL", &url)]);
+        (migrate, demo)
+    })
+    .await
+    .unwrap();
+    assert!(output.0.status.success(), "{}", text(&output.0));
+    assert!(output.1.status.success(), "{}", text(&output.1));
+    let out = String::from_utf8_lossy(&output.1.stdout);
+    for site in ["N01", "N02", "N03", "D01", "D02"] {
+        assert!(out.contains(site), "per-site totals list {site}: {out}");
+    }
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sonnys.sync_days WHERE status = 'done'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(done, 10, "5 sites × 2 days");
+}
