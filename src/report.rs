@@ -203,12 +203,19 @@ async fn fetch(pool: &PgPool, args: &ReportArgs) -> anyhow::Result<Vec<ReportRow
                     free_washes: r.try_get("free_washes")?,
                     eligible_washes: r.try_get("eligible_washes")?,
                     new_memberships: r.try_get("new_memberships")?,
-                    conversion_rate: r.try_get("conversion_rate")?,
+                    conversion_rate: fixed_scale(r.try_get("conversion_rate")?),
                 },
             })
         })
         .collect::<Result<_, sqlx::Error>>()
         .context("unexpected row shape from reporting.daily_site_kpis")
+}
+
+/// Rates are written with the 6 decimal places the database rounds them to
+/// (a decoded zero would otherwise lose its scale and print as `0`).
+fn fixed_scale(mut rate: Decimal) -> Decimal {
+    rate.rescale(6);
+    rate
 }
 
 fn value_text(v: &Value) -> String {
