@@ -58,26 +58,63 @@ async fn main() -> anyhow::Result<()> {
     let minimum = theoretical_minimum(pages);
     let allowed = LIMIT as f64 * run.wall.as_secs_f64() / WINDOW.as_secs_f64();
     println!();
-    println!("[daemon] northside N01–N03, {from}..{to}: {transactions} transactions, {pages} pages");
-    println!("  requests sent:        {} ({:.3} per page)", counters.requests, counters.requests as f64 / pages as f64);
+    println!(
+        "[daemon] northside N01–N03, {from}..{to}: {transactions} transactions, {pages} pages"
+    );
+    println!(
+        "  requests sent:        {} ({:.3} per page)",
+        counters.requests,
+        counters.requests as f64 / pages as f64
+    );
     println!("  polls still working:  {}", counters.polls_working);
     println!("  429 answers:          {}", counters.rate_limited);
-    println!("  most in one window:   {} of {LIMIT}", counters.max_in_window);
-    println!("  budget utilisation:   {:.1} % ({} sent / {:.0} allowed during the run)", 100.0 * counters.requests as f64 / allowed, counters.requests, allowed);
+    println!(
+        "  most in one window:   {} of {LIMIT}",
+        counters.max_in_window
+    );
+    println!(
+        "  budget utilisation:   {:.1} % ({} sent / {:.0} allowed during the run)",
+        100.0 * counters.requests as f64 / allowed,
+        counters.requests,
+        allowed
+    );
     println!("  wall time:            {:.2} s", run.wall.as_secs_f64());
-    println!("  theoretical minimum:  {:.2} s  (max(0, 2·{pages} − {LIMIT}) / {LIMIT} · {} s)", minimum.as_secs_f64(), WINDOW.as_secs_f64());
-    println!("  efficiency:           {:.3}  (minimum / wall)", minimum.as_secs_f64() / run.wall.as_secs_f64());
+    println!(
+        "  theoretical minimum:  {:.2} s  (max(0, 2·{pages} − {LIMIT}) / {LIMIT} · {} s)",
+        minimum.as_secs_f64(),
+        WINDOW.as_secs_f64()
+    );
+    println!(
+        "  efficiency:           {:.3}  (minimum / wall)",
+        minimum.as_secs_f64() / run.wall.as_secs_f64()
+    );
 
     // 2. The same export the way the reference client documents it.
     let sim_ref = start_simulator().await?;
-    let reference = reference_client(&sim_ref, "northside", &["N01", "N02", "N03"], from, to).await?;
+    let reference =
+        reference_client(&sim_ref, "northside", &["N01", "N02", "N03"], from, to).await?;
     let rc = sim_ref.simulator().counters("northside-demo");
     println!();
-    println!("[reference client] sites one after another, submit then poll every {} ms, one limiter", REFERENCE_POLL.as_millis());
-    println!("  pages: {}, requests: {} ({:.3} per page), 429 answers: {}", reference.1, rc.requests, rc.requests as f64 / reference.1 as f64, rc.rate_limited);
+    println!(
+        "[reference client] sites one after another, submit then poll every {} ms, one limiter",
+        REFERENCE_POLL.as_millis()
+    );
+    println!(
+        "  pages: {}, requests: {} ({:.3} per page), 429 answers: {}",
+        reference.1,
+        rc.requests,
+        rc.requests as f64 / reference.1 as f64,
+        rc.rate_limited
+    );
     println!("  wall time:            {:.2} s", reference.0.as_secs_f64());
-    println!("  daemon is {:.2}× faster", reference.0.as_secs_f64() / run.wall.as_secs_f64());
-    assert_eq!(reference.2, transactions, "both exports read the same transactions");
+    println!(
+        "  daemon is {:.2}× faster",
+        reference.0.as_secs_f64() / run.wall.as_secs_f64()
+    );
+    assert_eq!(
+        reference.2, transactions,
+        "both exports read the same transactions"
+    );
 
     // 3. Two API ids: together in the time of the larger, not the sum.
     let (dfrom, dto) = range_with_volume(&sim, "desert", &["D01", "D02"], 6_000);
@@ -94,8 +131,15 @@ async fn main() -> anyhow::Result<()> {
     let n = alone["northside"].as_secs_f64();
     let d = alone["desert"].as_secs_f64();
     println!();
-    println!("[two accounts] northside alone {n:.2} s, desert alone {d:.2} s, both together {:.2} s", both.as_secs_f64());
-    println!("  together / larger alone = {:.3}; sum would be {:.2} s", both.as_secs_f64() / n.max(d), n + d);
+    println!(
+        "[two accounts] northside alone {n:.2} s, desert alone {d:.2} s, both together {:.2} s",
+        both.as_secs_f64()
+    );
+    println!(
+        "  together / larger alone = {:.3}; sum would be {:.2} s",
+        both.as_secs_f64() / n.max(d),
+        n + d
+    );
 
     // 4. Beside a neighbour that spends the reserve on the same API id.
     let reserve = 4;
@@ -107,10 +151,24 @@ async fn main() -> anyhow::Result<()> {
     let c = sim3.simulator().counters("northside-demo");
     println!();
     println!("[beside a neighbour] reserve {reserve}; the neighbour sends {reserve} requests per window on the same API id");
-    println!("  daemon requests: {}, neighbour requests: {neighbour_requests}", c.requests - neighbour_requests);
-    println!("  429 answers: {} in all, {} to the neighbour, {} to the daemon", c.rate_limited, neighbour_limited, c.rate_limited - neighbour_limited);
-    println!("  wall time: {:.2} s (minimum at {} per window: {:.2} s)", run.wall.as_secs_f64(), LIMIT - reserve,
-        (2.0 * run.summary.accounts[0].pages as f64 - (LIMIT - reserve) as f64).max(0.0) / (LIMIT - reserve) as f64 * WINDOW.as_secs_f64());
+    println!(
+        "  daemon requests: {}, neighbour requests: {neighbour_requests}",
+        c.requests - neighbour_requests
+    );
+    println!(
+        "  429 answers: {} in all, {} to the neighbour, {} to the daemon",
+        c.rate_limited,
+        neighbour_limited,
+        c.rate_limited - neighbour_limited
+    );
+    println!(
+        "  wall time: {:.2} s (minimum at {} per window: {:.2} s)",
+        run.wall.as_secs_f64(),
+        LIMIT - reserve,
+        (2.0 * run.summary.accounts[0].pages as f64 - (LIMIT - reserve) as f64).max(0.0)
+            / (LIMIT - reserve) as f64
+            * WINDOW.as_secs_f64()
+    );
 
     // 5. Peak memory of the real binary syncing ≥ 10,000 transactions.
     let sim4 = start_simulator().await?;
@@ -144,14 +202,27 @@ fn theoretical_minimum(pages: u64) -> Duration {
 }
 
 /// The latest complete days of the sites, going back until they hold `volume` transactions.
-fn range_with_volume(sim: &RunningSimulator, account: &str, sites: &[&str], volume: usize) -> (NaiveDate, NaiveDate) {
+fn range_with_volume(
+    sim: &RunningSimulator,
+    account: &str,
+    sites: &[&str],
+    volume: usize,
+) -> (NaiveDate, NaiveDate) {
     let s = sim.simulator();
-    let api_id = s.accounts().into_iter().find(|a| a.name == account).unwrap().api_id;
+    let api_id = s
+        .accounts()
+        .into_iter()
+        .find(|a| a.name == account)
+        .unwrap()
+        .api_id;
     let to = Utc::now().date_naive() - Days::new(2);
     let mut from = to;
     let mut total = 0;
     loop {
-        total += sites.iter().map(|c| s.day_volume(&api_id, c, from)).sum::<usize>();
+        total += sites
+            .iter()
+            .map(|c| s.day_volume(&api_id, c, from))
+            .sum::<usize>();
         if total >= volume {
             return (from, to);
         }
@@ -175,43 +246,98 @@ fn settings(sim: &RunningSimulator, url: &str, reserve: u32) -> anyhow::Result<S
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, toml)?;
-    Ok(Settings::load(&Sources { file: Some(&path), env: HashMap::new() })?)
+    Ok(Settings::load(&Sources {
+        file: Some(&path),
+        env: HashMap::new(),
+    })?)
 }
 
 fn account_plan(account: &str, from: NaiveDate, to: NaiveDate) -> SyncPlan {
-    let sites = if account == "northside" { vec!["N01", "N02", "N03"] } else { vec!["D01", "D02"] };
-    SyncPlan { from, to, accounts: vec![account.into()], sites: sites.into_iter().map(String::from).collect() }
+    let sites = if account == "northside" {
+        vec!["N01", "N02", "N03"]
+    } else {
+        vec!["D01", "D02"]
+    };
+    SyncPlan {
+        from,
+        to,
+        accounts: vec![account.into()],
+        sites: sites.into_iter().map(String::from).collect(),
+    }
 }
 
-async fn plan_run(sim: &RunningSimulator, db: &(PgPool, String), plan: SyncPlan, reserve: u32) -> anyhow::Result<Run> {
+async fn plan_run(
+    sim: &RunningSimulator,
+    db: &(PgPool, String),
+    plan: SyncPlan,
+    reserve: u32,
+) -> anyhow::Result<Run> {
     let syncer = Syncer::new(Arc::new(settings(sim, &db.1, reserve)?), db.0.clone());
     let started = Instant::now();
-    let summary = syncer.run(&plan, &CancellationToken::new(), &Progress::plain()).await.map_err(anyhow::Error::msg)?;
+    let summary = syncer
+        .run(&plan, &CancellationToken::new(), &Progress::plain())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let wall = started.elapsed();
     anyhow::ensure!(summary.ok(), "the benchmark sync failed:\n{summary}");
     Ok(Run { summary, wall })
 }
 
-async fn both_accounts(sim: &RunningSimulator, db: &(PgPool, String), n: (NaiveDate, NaiveDate), d: (NaiveDate, NaiveDate)) -> anyhow::Result<Duration> {
+async fn both_accounts(
+    sim: &RunningSimulator,
+    db: &(PgPool, String),
+    n: (NaiveDate, NaiveDate),
+    d: (NaiveDate, NaiveDate),
+) -> anyhow::Result<Duration> {
     let syncer = Syncer::new(Arc::new(settings(sim, &db.1, 0)?), db.0.clone());
     let started = Instant::now();
     let cancel = CancellationToken::new();
     let progress = Progress::plain();
-    let (north, desert) = (account_plan("northside", n.0, n.1), account_plan("desert", d.0, d.1));
-    let (a, b) = tokio::join!(syncer.run(&north, &cancel, &progress), syncer.run(&desert, &cancel, &progress));
+    let (north, desert) = (
+        account_plan("northside", n.0, n.1),
+        account_plan("desert", d.0, d.1),
+    );
+    let (a, b) = tokio::join!(
+        syncer.run(&north, &cancel, &progress),
+        syncer.run(&desert, &cancel, &progress)
+    );
     let wall = started.elapsed();
-    anyhow::ensure!(a.map_err(anyhow::Error::msg)?.ok() && b.map_err(anyhow::Error::msg)?.ok(), "the two-account sync failed");
+    anyhow::ensure!(
+        a.map_err(anyhow::Error::msg)?.ok() && b.map_err(anyhow::Error::msg)?.ok(),
+        "the two-account sync failed"
+    );
     Ok(wall)
 }
 
 /// The reference client's documented method: sites one after another; for
 /// each page submit, then poll every 2 s (scaled) until it passes; one
 /// limiter for the client. Returns (wall time, pages, transactions).
-async fn reference_client(sim: &RunningSimulator, account: &str, sites: &[&str], from: NaiveDate, to: NaiveDate) -> anyhow::Result<(Duration, u64, u64)> {
-    let a = sim.simulator().accounts().into_iter().find(|x| x.name == account).unwrap();
-    let budget = Budget::new(Allowance { requests: LIMIT, window: WINDOW, guard: GUARD });
-    let client = Client::new(&url::Url::parse(&sim.base_url())?, &ApiId::parse(&a.api_id).unwrap(), &secrecy::SecretString::from(a.api_key.clone()), Duration::from_secs(10), budget)
-        .map_err(anyhow::Error::msg)?;
+async fn reference_client(
+    sim: &RunningSimulator,
+    account: &str,
+    sites: &[&str],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<(Duration, u64, u64)> {
+    let a = sim
+        .simulator()
+        .accounts()
+        .into_iter()
+        .find(|x| x.name == account)
+        .unwrap();
+    let budget = Budget::new(Allowance {
+        requests: LIMIT,
+        window: WINDOW,
+        guard: GUARD,
+    });
+    let client = Client::new(
+        &url::Url::parse(&sim.base_url())?,
+        &ApiId::parse(&a.api_id).unwrap(),
+        &secrecy::SecretString::from(a.api_key.clone()),
+        Duration::from_secs(10),
+        budget,
+    )
+    .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let (mut pages, mut transactions) = (0u64, 0u64);
     for code in sites {
@@ -223,7 +349,9 @@ async fn reference_client(sim: &RunningSimulator, account: &str, sites: &[&str],
             for window in BusinessDay::new(date, tz).windows(Utc::now()) {
                 let mut page = 1;
                 loop {
-                    let hash = client.load_job(&code, window, page, Priority::Continue).await?;
+                    let hash = client
+                        .load_job(&code, window, page, Priority::Continue)
+                        .await?;
                     let data = loop {
                         tokio::time::sleep(REFERENCE_POLL).await;
                         let d = client.get_job_data(&code, &hash).await?;
@@ -257,7 +385,12 @@ struct Neighbour {
 
 impl Neighbour {
     fn start(sim: &RunningSimulator, per_window: u32) -> Self {
-        let a = sim.simulator().accounts().into_iter().find(|x| x.name == "northside").unwrap();
+        let a = sim
+            .simulator()
+            .accounts()
+            .into_iter()
+            .find(|x| x.name == "northside")
+            .unwrap();
         let url = format!("{}/site/list", sim.base_url());
         let stop = CancellationToken::new();
         let token = stop.clone();
@@ -271,7 +404,12 @@ impl Neighbour {
                     _ = tick.tick() => {}
                     _ = token.cancelled() => return (sent, limited),
                 }
-                let r = http.get(&url).header("X-Sonnys-API-ID", &a.api_id).header("X-Sonnys-API-Key", &a.api_key).send().await;
+                let r = http
+                    .get(&url)
+                    .header("X-Sonnys-API-ID", &a.api_id)
+                    .header("X-Sonnys-API-Key", &a.api_key)
+                    .send()
+                    .await;
                 sent += 1;
                 if r.map(|r| r.status().as_u16() == 429).unwrap_or(false) {
                     limited += 1;
@@ -288,19 +426,37 @@ impl Neighbour {
 }
 
 /// Run the real binary on ≥ 10,000 transactions and sample its peak resident memory.
-async fn memory(sim: &RunningSimulator, db: &(PgPool, String), from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {
+async fn memory(
+    sim: &RunningSimulator,
+    db: &(PgPool, String),
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("memory.toml");
     let mut toml = format!(
         "[database]\nurl = \"{}\"\n[api]\nbase_url = \"{}\"\nrequests_per_window = {LIMIT}\nwindow = \"{}ms\"\njitter_guard = \"{}ms\"\n",
         db.1, sim.base_url(), WINDOW.as_millis(), GUARD.as_millis()
     );
-    let a = sim.simulator().accounts().into_iter().find(|x| x.name == "northside").unwrap();
+    let a = sim
+        .simulator()
+        .accounts()
+        .into_iter()
+        .find(|x| x.name == "northside")
+        .unwrap();
     toml.push_str(&format!("[[accounts]]\nname = \"northside\"\napi_id = \"{}\"\napi_key = \"{}\"\ntimezone = \"{}\"\n", a.api_id, a.api_key, a.timezone));
     std::fs::write(&config, toml)?;
     let binary = env!("CARGO_BIN_EXE_sonnys-etl");
     let mut child = tokio::process::Command::new(&binary)
-        .args(["--config", config.to_str().unwrap(), "sync", "--from", &from.to_string(), "--to", &to.to_string()])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "sync",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -308,7 +464,12 @@ async fn memory(sim: &RunningSimulator, db: &(PgPool, String), from: NaiveDate, 
     let mut peak_kib = 0u64;
     let status = loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(kib) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()) {
+            if let Some(kib) = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+            {
                 peak_kib = peak_kib.max(kib);
             }
         }
@@ -318,8 +479,14 @@ async fn memory(sim: &RunningSimulator, db: &(PgPool, String), from: NaiveDate, 
         }
     };
     let output = child.wait_with_output().await?;
-    anyhow::ensure!(status.success(), "the memory sync failed: {}", String::from_utf8_lossy(&output.stdout));
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions").fetch_one(&db.0).await?;
+    anyhow::ensure!(
+        status.success(),
+        "the memory sync failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(&db.0)
+        .await?;
     println!();
     println!("[memory] the release binary synced {stored} transactions ({from}..{to}, northside): peak resident memory {:.1} MiB (VmHWM)", peak_kib as f64 / 1024.0);
     Ok(())
@@ -335,15 +502,19 @@ async fn database_server() -> anyhow::Result<String> {
         return Ok(local.into());
     }
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-postgres");
-    Ok(PrivatePostgres::start_with(&dir, Options::EPHEMERAL).await?.url("postgres"))
+    Ok(PrivatePostgres::start_with(&dir, Options::EPHEMERAL)
+        .await?
+        .url("postgres"))
 }
 
 /// A new, migrated database for one scenario: (pool, url).
 async fn fresh_database(server: &str, what: &str) -> anyhow::Result<(PgPool, String)> {
     let name = format!("sonnys_bench_{}_{what}", std::process::id());
     let mut conn = PgConnection::connect(server).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str()).await?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
     let mut url = url::Url::parse(server)?;
     url.set_path(&name);
     let pool = sonnys_etl::store::connect(url.as_str(), 10).await?;

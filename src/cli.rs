@@ -46,6 +46,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Print the KPIs (sales, washes, memberships, conversion rate) of a date
+    /// range per site, account or day, with a totals row.
+    Report(crate::report::ReportArgs),
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
     /// the sample chain and print per-site totals.
@@ -79,6 +82,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = settings.database_url()?;
             crate::store::connect(url, 2).await?;
             println!("database schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let settings = load_settings(cli.config.as_deref())?;
+            let pool = crate::store::connect(settings.database_url()?, 2).await?;
+            let mut out = std::io::stdout().lock();
+            crate::report::run(&pool, &args, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => crate::demo::run(args).await,

@@ -8,6 +8,7 @@
 //! - [`export`]: the pipelined export of one site-day.
 //! - [`store`]: idempotent, set-based upserts into PostgreSQL.
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
+//! - [`report`]: consolidated KPIs from the `reporting` views.
 //! - [`simulator`]: a faithful stand-in for the vendor API.
 //! - [`pgserver`]: a private PostgreSQL for the demo and the tests.
 //! - [`cli`]: the commands; [`demo`] runs the whole product on one machine.
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod export;
 pub mod pgserver;
 pub mod progress;
+pub mod report;
 pub mod simulator;
 pub mod store;
 pub mod sync;

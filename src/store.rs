@@ -160,11 +160,11 @@ pub async fn store_page(
 
     let mut tx = pool.begin().await?;
     let changed = upsert_transactions(&mut tx, account, site, timezone, &page).await?;
-    let inserted = changed.iter().filter(|(_, inserted)| *inserted).count() as u64;
+    let inserted = changed.iter().filter(|c| c.inserted).count() as u64;
     let updated_ids: Vec<&str> = changed
         .iter()
-        .filter(|(_, inserted)| !*inserted)
-        .map(|(id, _)| id.as_str())
+        .filter(|c| !c.inserted)
+        .map(|c| c.id.as_str())
         .collect();
     if !updated_ids.is_empty() {
         sqlx::query(
@@ -178,7 +178,7 @@ pub async fn store_page(
         .await?;
     }
     if !changed.is_empty() {
-        let ids: HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: HashSet<&str> = changed.iter().map(|c| c.id.as_str()).collect();
         let lines: Vec<&Transaction> = page
             .iter()
             .copied()
@@ -187,6 +187,7 @@ pub async fn store_page(
         insert_items(&mut tx, account, &lines).await?;
         insert_tenders(&mut tx, account, &lines).await?;
         insert_discounts(&mut tx, account, &lines).await?;
+        refresh_rollup(&mut tx, account, &changed).await?;
     }
     sqlx::query(
         "UPDATE sonnys.sync_days SET pages = pages + 1, transactions = transactions + $4
@@ -206,21 +207,60 @@ pub async fn store_page(
     })
 }
 
-/// Upsert the transactions; returns the ids written, with whether each was new.
+/// A transaction the page inserted or changed, with the site-days it was
+/// and is now counted in.
+#[derive(sqlx::FromRow)]
+struct Changed {
+    id: String,
+    inserted: bool,
+    site_code: String,
+    business_date: NaiveDate,
+    old_site_code: Option<String>,
+    old_business_date: Option<NaiveDate>,
+}
+
+/// Recompute the daily rollup of every site-day the page touched, in the
+/// page's own transaction, so reports never see a half-written page.
+async fn refresh_rollup(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    changed: &[Changed],
+) -> sqlx::Result<()> {
+    let mut days: HashSet<(&str, NaiveDate)> = HashSet::new();
+    for c in changed {
+        days.insert((c.site_code.as_str(), c.business_date));
+        if let (Some(site), Some(date)) = (c.old_site_code.as_deref(), c.old_business_date) {
+            days.insert((site, date));
+        }
+    }
+    let (sites, dates): (Vec<&str>, Vec<NaiveDate>) = days.into_iter().unzip();
+    sqlx::query("SELECT reporting.refresh_site_days($1, $2, $3)")
+        .bind(account.as_str())
+        .bind(&sites)
+        .bind(&dates)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Upsert the transactions; returns those inserted or changed.
 async fn upsert_transactions(
     tx: &mut DbTransaction<'_, Postgres>,
     account: &AccountName,
     site: &SiteCode,
     timezone: Tz,
     page: &[&Transaction],
-) -> sqlx::Result<Vec<(String, bool)>> {
+) -> sqlx::Result<Vec<Changed>> {
     macro_rules! column {
         ($f:expr) => {
             page.iter().map($f).collect::<Vec<_>>()
         };
     }
     sqlx::query_as(
-        "INSERT INTO sonnys.transactions AS t
+        "WITH old AS (
+             SELECT id, site_code, business_date FROM sonnys.transactions WHERE account = $1 AND id = ANY($3)
+         ), upserted AS (
+         INSERT INTO sonnys.transactions AS t
             (account, site_code, id, number, type, business_date, completed_at, sales_device_name, total,
              customer_id, customer_name, vehicle_license_plate, employee_cashier, employee_greeter,
              transaction_status, is_recurring_payment, is_recurring_redemption, is_recurring_sale,
@@ -249,7 +289,11 @@ async fn upsert_transactions(
          WHERE t.raw IS DISTINCT FROM EXCLUDED.raw
             OR t.site_code IS DISTINCT FROM EXCLUDED.site_code
             OR t.business_date IS DISTINCT FROM EXCLUDED.business_date
-         RETURNING t.id, (t.xmax = 0) AS inserted",
+         RETURNING t.id, (t.xmax = 0) AS inserted, t.site_code, t.business_date
+         )
+         SELECT u.id, u.inserted, u.site_code, u.business_date,
+                o.site_code AS old_site_code, o.business_date AS old_business_date
+           FROM upserted u LEFT JOIN old o USING (id)",
     )
     .bind(account.as_str())
     .bind(site.as_str())

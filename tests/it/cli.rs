@@ -161,7 +161,7 @@ fn configuration_errors_stop_before_any_request_naming_the_key() {
 
 #[test]
 fn every_command_explains_itself() {
-    for command in ["sync", "migrate", "simulate", "demo"] {
+    for command in ["sync", "migrate", "report", "simulate", "demo"] {
         let output = sonnys_etl(&[command, "--help"], &[]);
         assert!(output.status.success(), "{command}");
         assert!(

@@ -4,6 +4,7 @@ mod budget;
 mod cli;
 mod config;
 mod pgserver;
+mod report;
 mod simulator;
 mod support;
 mod sync;

@@ -508,3 +508,74 @@ async fn a_rejected_request_fails_its_site_day_loudly_and_keeps_what_was_stored(
     assert!(after >= stored, "nothing already stored was lost");
     assert_day_landed(&app, "desert", "D01", recent).await;
 }
+
+/// The brief's figures, computed straight from the served records.
+fn expected_kpis(served: &[Value]) -> (i64, Decimal, i64) {
+    let counted: Vec<&Value> = served
+        .iter()
+        .filter(|r| {
+            !r["transactionStatus"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("voided"))
+        })
+        .collect();
+    let total_sales = counted
+        .iter()
+        .filter(|r| r["isRecurringPlanRedemption"] != Value::Bool(true))
+        .map(|r| amount(&r["total"]).unwrap())
+        .sum();
+    let new_memberships = counted
+        .iter()
+        .filter(|r| {
+            r["isRecurringPlanSale"] == Value::Bool(true)
+                && r["isRecurringSale"] == Value::Bool(true)
+        })
+        .count() as i64;
+    (counted.len() as i64, total_sales, new_memberships)
+}
+
+async fn kpis(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> (i64, Decimal, i64) {
+    sqlx::query_as(
+        "SELECT transactions::bigint, total_sales, new_memberships::bigint FROM reporting.daily_site_kpis
+          WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account)
+    .bind(code)
+    .bind(date)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn kpis_follow_a_resync_that_voids_a_transaction() {
+    let app = TestApp::start(fast_simulator()).await;
+    let date = app.find_day("desert", "D02", |n| (150..=400).contains(&n));
+    assert!(app.sync(date, date, &["desert"], &["D02"]).await.ok());
+    let before = kpis(&app, "desert", "D02", date).await;
+    assert_eq!(before, expected_kpis(&app.served("desert", "D02", date)));
+
+    // The site voids a paid retail sale after the day closed.
+    let served = app.served("desert", "D02", date);
+    let sale = served
+        .iter()
+        .find(|r| {
+            r["transactionStatus"] != "Voided"
+                && r["isRecurringPlanRedemption"] != Value::Bool(true)
+                && amount(&r["total"]).is_some_and(|t| t > Decimal::ZERO)
+        })
+        .unwrap();
+    let id = sale["id"].as_str().unwrap().to_owned();
+    let total = amount(&sale["total"]).unwrap();
+    app.simulator()
+        .update_transaction(&app.account("desert").api_id, &id, |r| {
+            r["transactionStatus"] = Value::from("Voided")
+        });
+    app.simulator().clear_job_cache();
+    assert!(app.sync(date, date, &["desert"], &["D02"]).await.ok());
+
+    let after = kpis(&app, "desert", "D02", date).await;
+    assert_eq!(after.0, before.0 - 1, "one transaction fewer counts");
+    assert_eq!(after.1, before.1 - total, "sales drop by its total");
+    assert_eq!(after, expected_kpis(&app.served("desert", "D02", date)));
+}
