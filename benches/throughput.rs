@@ -447,7 +447,7 @@ async fn memory(
     toml.push_str(&format!("[[accounts]]\nname = \"northside\"\napi_id = \"{}\"\napi_key = \"{}\"\ntimezone = \"{}\"\n", a.api_id, a.api_key, a.timezone));
     std::fs::write(&config, toml)?;
     let binary = env!("CARGO_BIN_EXE_sonnys-etl");
-    let mut child = tokio::process::Command::new(&binary)
+    let mut child = tokio::process::Command::new(binary)
         .args([
             "--config",
             config.to_str().unwrap(),
