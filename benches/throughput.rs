@@ -39,6 +39,13 @@ const GUARD: Duration = Duration::from_millis(20);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let server = database_server().await?;
+    // `cargo bench --bench throughput -- daemon` runs only the named parts
+    // (daemon always runs: the others compare against it).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
 
     println!("sonnys-etl throughput benchmark");
     println!(
@@ -90,90 +97,98 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. The same export the way the reference client documents it.
-    let sim_ref = start_simulator().await?;
-    let reference =
-        reference_client(&sim_ref, "northside", &["N01", "N02", "N03"], from, to).await?;
-    let rc = sim_ref.simulator().counters("northside-demo");
-    println!();
-    println!(
-        "[reference client] sites one after another, submit then poll every {} ms, one limiter",
-        REFERENCE_POLL.as_millis()
-    );
-    println!(
-        "  pages: {}, requests: {} ({:.3} per page), 429 answers: {}",
-        reference.1,
-        rc.requests,
-        rc.requests as f64 / reference.1 as f64,
-        rc.rate_limited
-    );
-    println!("  wall time:            {:.2} s", reference.0.as_secs_f64());
-    println!(
-        "  daemon is {:.2}× faster",
-        reference.0.as_secs_f64() / run.wall.as_secs_f64()
-    );
-    assert_eq!(
-        reference.2, transactions,
-        "both exports read the same transactions"
-    );
+    if want("reference") {
+        let sim_ref = start_simulator().await?;
+        let reference =
+            reference_client(&sim_ref, "northside", &["N01", "N02", "N03"], from, to).await?;
+        let rc = sim_ref.simulator().counters("northside-demo");
+        println!();
+        println!(
+            "[reference client] sites one after another, submit then poll every {} ms, one limiter",
+            REFERENCE_POLL.as_millis()
+        );
+        println!(
+            "  pages: {}, requests: {} ({:.3} per page), 429 answers: {}",
+            reference.1,
+            rc.requests,
+            rc.requests as f64 / reference.1 as f64,
+            rc.rate_limited
+        );
+        println!("  wall time:            {:.2} s", reference.0.as_secs_f64());
+        println!(
+            "  daemon is {:.2}× faster",
+            reference.0.as_secs_f64() / run.wall.as_secs_f64()
+        );
+        assert_eq!(
+            reference.2, transactions,
+            "both exports read the same transactions"
+        );
+    }
 
     // 3. Two API ids: together in the time of the larger, not the sum.
-    let (dfrom, dto) = range_with_volume(&sim, "desert", &["D01", "D02"], 6_000);
-    let mut alone = HashMap::new();
-    for (account, from, to) in [("northside", from, to), ("desert", dfrom, dto)] {
-        let sim = start_simulator().await?;
-        let db = fresh_database(&server, account).await?;
-        let run = plan_run(&sim, &db, account_plan(account, from, to), 0).await?;
-        alone.insert(account, run.wall);
+    if want("accounts") {
+        let (dfrom, dto) = range_with_volume(&sim, "desert", &["D01", "D02"], 6_000);
+        let mut alone = HashMap::new();
+        for (account, from, to) in [("northside", from, to), ("desert", dfrom, dto)] {
+            let sim = start_simulator().await?;
+            let db = fresh_database(&server, account).await?;
+            let run = plan_run(&sim, &db, account_plan(account, from, to), 0).await?;
+            alone.insert(account, run.wall);
+        }
+        let sim2 = start_simulator().await?;
+        let db2 = fresh_database(&server, "both").await?;
+        let both = both_accounts(&sim2, &db2, (from, to), (dfrom, dto)).await?;
+        let n = alone["northside"].as_secs_f64();
+        let d = alone["desert"].as_secs_f64();
+        println!();
+        println!(
+            "[two accounts] northside alone {n:.2} s, desert alone {d:.2} s, both together {:.2} s",
+            both.as_secs_f64()
+        );
+        println!(
+            "  together / larger alone = {:.3}; sum would be {:.2} s",
+            both.as_secs_f64() / n.max(d),
+            n + d
+        );
     }
-    let sim2 = start_simulator().await?;
-    let db2 = fresh_database(&server, "both").await?;
-    let both = both_accounts(&sim2, &db2, (from, to), (dfrom, dto)).await?;
-    let n = alone["northside"].as_secs_f64();
-    let d = alone["desert"].as_secs_f64();
-    println!();
-    println!(
-        "[two accounts] northside alone {n:.2} s, desert alone {d:.2} s, both together {:.2} s",
-        both.as_secs_f64()
-    );
-    println!(
-        "  together / larger alone = {:.3}; sum would be {:.2} s",
-        both.as_secs_f64() / n.max(d),
-        n + d
-    );
 
     // 4. Beside a neighbour that spends the reserve on the same API id.
-    let reserve = 4;
-    let sim3 = start_simulator().await?;
-    let db3 = fresh_database(&server, "neighbour").await?;
-    let neighbour = Neighbour::start(&sim3, reserve);
-    let run = plan_run(&sim3, &db3, account_plan("northside", from, to), reserve).await?;
-    let (neighbour_requests, neighbour_limited) = neighbour.stop().await;
-    let c = sim3.simulator().counters("northside-demo");
-    println!();
-    println!("[beside a neighbour] reserve {reserve}; the neighbour sends {reserve} requests per window on the same API id");
-    println!(
-        "  daemon requests: {}, neighbour requests: {neighbour_requests}",
-        c.requests - neighbour_requests
-    );
-    println!(
-        "  429 answers: {} in all, {} to the neighbour, {} to the daemon",
-        c.rate_limited,
-        neighbour_limited,
-        c.rate_limited - neighbour_limited
-    );
-    println!(
-        "  wall time: {:.2} s (minimum at {} per window: {:.2} s)",
-        run.wall.as_secs_f64(),
-        LIMIT - reserve,
-        (2.0 * run.summary.accounts[0].pages as f64 - (LIMIT - reserve) as f64).max(0.0)
-            / (LIMIT - reserve) as f64
-            * WINDOW.as_secs_f64()
-    );
+    if want("neighbour") {
+        let reserve = 4;
+        let sim3 = start_simulator().await?;
+        let db3 = fresh_database(&server, "neighbour").await?;
+        let neighbour = Neighbour::start(&sim3, reserve);
+        let run = plan_run(&sim3, &db3, account_plan("northside", from, to), reserve).await?;
+        let (neighbour_requests, neighbour_limited) = neighbour.stop().await;
+        let c = sim3.simulator().counters("northside-demo");
+        println!();
+        println!("[beside a neighbour] reserve {reserve}; the neighbour sends {reserve} requests per window on the same API id");
+        println!(
+            "  daemon requests: {}, neighbour requests: {neighbour_requests}",
+            c.requests - neighbour_requests
+        );
+        println!(
+            "  429 answers: {} in all, {} to the neighbour, {} to the daemon",
+            c.rate_limited,
+            neighbour_limited,
+            c.rate_limited - neighbour_limited
+        );
+        println!(
+            "  wall time: {:.2} s (minimum at {} per window: {:.2} s)",
+            run.wall.as_secs_f64(),
+            LIMIT - reserve,
+            (2.0 * run.summary.accounts[0].pages as f64 - (LIMIT - reserve) as f64).max(0.0)
+                / (LIMIT - reserve) as f64
+                * WINDOW.as_secs_f64()
+        );
+    }
 
     // 5. Peak memory of the real binary syncing ≥ 10,000 transactions.
-    let sim4 = start_simulator().await?;
-    let db4 = fresh_database(&server, "memory").await?;
-    memory(&sim4, &db4, from, to).await?;
+    if want("memory") {
+        let sim4 = start_simulator().await?;
+        let db4 = fresh_database(&server, "memory").await?;
+        memory(&sim4, &db4, from, to).await?;
+    }
 
     println!();
     println!("done");

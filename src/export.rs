@@ -75,9 +75,9 @@ pub struct DayReport {
 /// Build times seen for one account, to time the first poll of each job.
 ///
 /// A poll that finds `working` is a wasted request; a late poll only costs
-/// latency, which pipelining hides. So the estimate moves up sharply after a
-/// wasted poll and drifts down slowly after a hit, settling where a few
-/// percent of first polls are early.
+/// latency, which pipelining hides. So the estimate moves up sharply (×1.25)
+/// after a wasted poll and drifts down slowly (×0.99) after a hit, settling
+/// where about one first poll in twenty-five is early.
 #[derive(Debug)]
 pub struct BuildTimes {
     estimate: Mutex<Duration>,
@@ -102,7 +102,7 @@ impl BuildTimes {
 
     fn hit(&self) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        *e = e.mul_f64(0.97).max(Duration::from_millis(20));
+        *e = e.mul_f64(0.99).max(Duration::from_millis(20));
     }
 
     fn miss(&self, elapsed: Duration) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -18,9 +19,12 @@ use crate::api::Client;
 use crate::budget::{Allowance, Budgets};
 use crate::configuration::{AccountSettings, Settings};
 use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
-use crate::export::{with_policy, AccountExport, BuildTimes, DayReport};
+use crate::export::{with_policy, AccountExport, BuildTimes, DayReport, ExportError};
 use crate::progress::Progress;
 use crate::store;
+
+/// Business days one site exports at the same time.
+const DAYS_IN_FLIGHT: usize = 6;
 
 /// What to sync.
 #[derive(Debug, Clone)]
@@ -273,11 +277,18 @@ impl Syncer {
             let bar = &bar;
             async move {
                 let Ok(_permit) = self.sites_running.acquire().await else { return };
-                for day in days {
-                    if export.cancel.is_cancelled() {
-                        break;
-                    }
-                    let result = export.export_day(site, day).await;
+                // A few days at once, so the site always has requests queued
+                // while another day waits for its first page's build.
+                let mut days = stream::iter(days)
+                    .map(|day| async move {
+                        if export.cancel.is_cancelled() {
+                            return (day, Err(ExportError::Cancelled));
+                        }
+                        (day, export.export_day(site, day).await)
+                    })
+                    .buffer_unordered(DAYS_IN_FLIGHT);
+                // Drain every started day even after a stop, so each records its end.
+                while let Some((day, result)) = days.next().await {
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match result {
                         Ok(report) => {
@@ -289,12 +300,13 @@ impl Syncer {
                                 updated = report.write.updated, "site-day done");
                         }
                         Err(e) if e.stops_account() => {
-                            tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "the API refused the account; stopping its work");
-                            s.stopped.get_or_insert_with(|| e.to_string());
+                            if s.stopped.is_none() {
+                                tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "the API refused the account; stopping its work");
+                                s.stopped = Some(e.to_string());
+                            }
                             export.cancel.cancel();
-                            break;
                         }
-                        Err(crate::export::ExportError::Cancelled) => break,
+                        Err(ExportError::Cancelled) => {}
                         Err(e) => {
                             tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "site-day failed");
                             bar.day_failed();
