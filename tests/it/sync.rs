@@ -579,3 +579,33 @@ async fn kpis_follow_a_resync_that_voids_a_transaction() {
     assert_eq!(after.1, before.1 - total, "sales drop by its total");
     assert_eq!(after, expected_kpis(&app.served("desert", "D02", date)));
 }
+
+#[tokio::test]
+async fn after_another_consumer_overspends_the_api_id_the_sync_backs_off_and_completes() {
+    let app = TestApp::start(fast_simulator()).await;
+    let date = app.find_day("northside", "N01", |n| n >= 1000);
+    let account = app.account("northside");
+    let url = format!("{}/site/list", app.sim.base_url());
+    // A script on the same API id hammers it for two windows, keeping the
+    // server's counter over the limit.
+    let neighbour = async {
+        let http = reqwest::Client::new();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1200);
+        while tokio::time::Instant::now() < until {
+            let _ = http
+                .get(&url)
+                .header("X-Sonnys-API-ID", &account.api_id)
+                .header("X-Sonnys-API-Key", &account.api_key)
+                .send()
+                .await;
+        }
+    };
+    let (summary, ()) = tokio::join!(app.sync(date, date, &["northside"], &["N01"]), neighbour);
+    assert!(summary.ok(), "{summary}");
+    assert!(
+        summary.accounts[0].rate_limited > 0,
+        "the daemon met the neighbour's 429s: {summary}"
+    );
+    assert_day_landed(&app, "northside", "N01", date).await;
+}
