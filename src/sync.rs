@@ -62,6 +62,8 @@ pub struct AccountSummary {
     pub rate_limited: u64,
     /// The reason the whole account stopped, if it did.
     pub stopped: Option<String>,
+    /// Codes of the sites exported.
+    pub site_codes: Vec<String>,
     pub failures: Vec<Failure>,
     pub elapsed: Duration,
 }
@@ -75,13 +77,15 @@ impl AccountSummary {
 #[derive(Debug, Clone, Default)]
 pub struct SyncSummary {
     pub accounts: Vec<AccountSummary>,
+    /// `--site` codes that no selected account reports.
+    pub unknown_sites: Vec<String>,
     pub elapsed: Duration,
 }
 
 impl SyncSummary {
     /// Whether every site-day succeeded.
     pub fn ok(&self) -> bool {
-        self.accounts.iter().all(AccountSummary::ok)
+        self.unknown_sites.is_empty() && self.accounts.iter().all(AccountSummary::ok)
     }
 }
 
@@ -121,6 +125,9 @@ impl std::fmt::Display for SyncSummary {
                     None => writeln!(f, "  {}: {}", failure.site, failure.error)?,
                 }
             }
+        }
+        for code in &self.unknown_sites {
+            writeln!(f, "site {code}: no selected account reports this site")?;
         }
         Ok(())
     }
@@ -187,8 +194,19 @@ impl Syncer {
         });
         let summaries =
             join_all(accounts.map(|a| self.run_account(a, plan, shutdown, progress))).await;
+        // A code stays unknown only if every account answered its site list.
+        let unknown_sites = if summaries.iter().any(|a| a.stopped.is_some()) {
+            Vec::new()
+        } else {
+            plan.sites
+                .iter()
+                .filter(|c| !summaries.iter().any(|a| a.site_codes.contains(c)))
+                .cloned()
+                .collect()
+        };
         Ok(SyncSummary {
             accounts: summaries,
+            unknown_sites,
             elapsed: started.elapsed(),
         })
     }
@@ -250,6 +268,7 @@ impl Syncer {
             }
         };
         summary.sites = sites.len();
+        summary.site_codes = sites.iter().map(|s| s.code.to_string()).collect();
 
         let now = Utc::now();
         let mut work = Vec::new();

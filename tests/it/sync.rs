@@ -609,3 +609,16 @@ async fn after_another_consumer_overspends_the_api_id_the_sync_backs_off_and_com
     );
     assert_day_landed(&app, "northside", "N01", date).await;
 }
+
+#[tokio::test]
+async fn a_site_code_no_account_has_is_an_error_not_a_silent_no_op() {
+    let app = TestApp::start(fast_simulator()).await;
+    let date = chrono::Utc::now().date_naive() - chrono::Days::new(2);
+    let summary = app.sync(date, date, &[], &["N01", "NOPE"]).await;
+    assert!(!summary.ok());
+    assert_eq!(summary.unknown_sites, ["NOPE"]);
+    assert!(summary
+        .to_string()
+        .contains("site NOPE: no selected account reports this site"));
+    assert_day_landed(&app, "northside", "N01", date).await;
+}
