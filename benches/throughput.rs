@@ -245,7 +245,8 @@ fn range_with_volume(
     }
 }
 
-fn settings(sim: &RunningSimulator, url: &str, reserve: u32) -> anyhow::Result<Settings> {
+/// The configuration an operator would write for the simulated chain.
+fn config_toml(sim: &RunningSimulator, url: &str, reserve: u32) -> String {
     let mut toml = format!(
         "[database]\nurl = \"{url}\"\n[api]\nbase_url = \"{}\"\nrequests_per_window = {LIMIT}\nwindow = \"{}ms\"\nreserve = {reserve}\njitter_guard = \"{}ms\"\n",
         sim.base_url(),
@@ -258,9 +259,13 @@ fn settings(sim: &RunningSimulator, url: &str, reserve: u32) -> anyhow::Result<S
             a.name, a.api_id, a.api_key, a.timezone
         ));
     }
+    toml
+}
+
+fn settings(sim: &RunningSimulator, url: &str, reserve: u32) -> anyhow::Result<Settings> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.toml");
-    std::fs::write(&path, toml)?;
+    std::fs::write(&path, config_toml(sim, url, reserve))?;
     Ok(Settings::load(&Sources {
         file: Some(&path),
         env: HashMap::new(),
@@ -449,24 +454,15 @@ async fn memory(
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("memory.toml");
-    let mut toml = format!(
-        "[database]\nurl = \"{}\"\n[api]\nbase_url = \"{}\"\nrequests_per_window = {LIMIT}\nwindow = \"{}ms\"\njitter_guard = \"{}ms\"\n",
-        db.1, sim.base_url(), WINDOW.as_millis(), GUARD.as_millis()
-    );
-    let a = sim
-        .simulator()
-        .accounts()
-        .into_iter()
-        .find(|x| x.name == "northside")
-        .unwrap();
-    toml.push_str(&format!("[[accounts]]\nname = \"northside\"\napi_id = \"{}\"\napi_key = \"{}\"\ntimezone = \"{}\"\n", a.api_id, a.api_key, a.timezone));
-    std::fs::write(&config, toml)?;
+    std::fs::write(&config, config_toml(sim, &db.1, 0))?;
     let binary = env!("CARGO_BIN_EXE_sonnys-etl");
     let mut child = tokio::process::Command::new(binary)
         .args([
             "--config",
             config.to_str().unwrap(),
             "sync",
+            "--account",
+            "northside",
             "--from",
             &from.to_string(),
             "--to",

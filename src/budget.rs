@@ -165,6 +165,20 @@ impl State {
         });
     }
 
+    fn handle(&mut self, message: Message, stats: &Mutex<BudgetStats>) {
+        match message {
+            Message::Acquire {
+                priority,
+                lane,
+                reply,
+            } => self.enqueue(priority, lane, reply),
+            Message::RateLimited { retry_after } => {
+                self.rate_limited(Instant::now(), retry_after);
+                stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
+            }
+        }
+    }
+
     fn rate_limited(&mut self, now: Instant, retry_after: Option<Duration>) {
         let until = now + retry_after.unwrap_or_default().max(self.slot_life());
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
@@ -250,32 +264,11 @@ async fn run(
             None => rx.recv().await,
         };
         let Some(message) = message else { return };
-        let now = Instant::now();
-        match message {
-            Message::Acquire {
-                priority,
-                lane,
-                reply,
-            } => state.enqueue(priority, lane, reply),
-            Message::RateLimited { retry_after } => {
-                state.rate_limited(now, retry_after);
-                stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
-            }
-        }
-        // Drain what else is already queued so one wake-up serves a burst in
+        state.handle(message, &stats);
+        // Take what else is already queued so one wake-up serves a burst in
         // priority order rather than arrival order.
         while let Ok(message) = rx.try_recv() {
-            match message {
-                Message::Acquire {
-                    priority,
-                    lane,
-                    reply,
-                } => state.enqueue(priority, lane, reply),
-                Message::RateLimited { retry_after } => {
-                    state.rate_limited(now, retry_after);
-                    stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
-                }
-            }
+            state.handle(message, &stats);
         }
         wake = state.grant(Instant::now(), &stats);
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
@@ -91,35 +91,34 @@ impl Client {
             .unwrap_or_else(|_| self.base_url.clone())
     }
 
-    async fn wait_turn(
+    /// Wait for the budget, send, and read the answer: the JSON body of a
+    /// 2xx, or the typed error of anything else.
+    async fn send(
         &self,
+        endpoint: &'static str,
         priority: Priority,
         lane: &str,
-        endpoint: &'static str,
-    ) -> Result<(), ApiError> {
+        request: RequestBuilder,
+    ) -> Result<Value, ApiError> {
         self.budget
             .acquire(priority, lane)
             .await
             .map_err(|Closed| ApiError::Decode {
                 endpoint,
                 problem: "shutting down".into(),
-            })
+            })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ApiError::Transport { endpoint, source })?;
+        self.body(endpoint, response).await
     }
 
     /// GET /site/list.
     pub async fn list_sites(&self) -> Result<Vec<SiteEntry>, ApiError> {
         const ENDPOINT: &str = "site/list";
-        self.wait_turn(Priority::Open, "", ENDPOINT).await?;
-        let response = self
-            .http
-            .get(self.url(ENDPOINT))
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport {
-                endpoint: ENDPOINT,
-                source,
-            })?;
-        let body = self.body(ENDPOINT, response).await?;
+        let request = self.http.get(self.url(ENDPOINT));
+        let body = self.send(ENDPOINT, Priority::Open, "", request).await?;
         let sites = body
             .get("data")
             .and_then(|d| d.get("sites"))
@@ -143,24 +142,16 @@ impl Client {
         priority: Priority,
     ) -> Result<JobHash, ApiError> {
         const ENDPOINT: &str = "transaction/load-job";
-        self.wait_turn(priority, site.as_str(), ENDPOINT).await?;
-        let response = self
-            .http
-            .post(self.url(ENDPOINT))
-            .query(&[
-                ("startDate", window.start().to_string()),
-                ("endDate", window.end().to_string()),
-                ("site", site.as_str().to_owned()),
-                ("limit", PAGE_SIZE.to_string()),
-                ("offset", page.to_string()),
-            ])
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport {
-                endpoint: ENDPOINT,
-                source,
-            })?;
-        let body = self.body(ENDPOINT, response).await?;
+        let request = self.http.post(self.url(ENDPOINT)).query(&[
+            ("startDate", window.start().to_string()),
+            ("endDate", window.end().to_string()),
+            ("site", site.as_str().to_owned()),
+            ("limit", PAGE_SIZE.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self
+            .send(ENDPOINT, priority, site.as_str(), request)
+            .await?;
         body.get("data")
             .and_then(|d| d.get("hash"))
             .and_then(Value::as_str)
@@ -175,19 +166,13 @@ impl Client {
     /// GET /transaction/get-job-data for a hash.
     pub async fn get_job_data(&self, site: &SiteCode, hash: &JobHash) -> Result<JobData, ApiError> {
         const ENDPOINT: &str = "transaction/get-job-data";
-        self.wait_turn(Priority::Poll, site.as_str(), ENDPOINT)
-            .await?;
-        let response = self
+        let request = self
             .http
             .get(self.url(ENDPOINT))
-            .query(&[("hash", hash.0.as_str())])
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport {
-                endpoint: ENDPOINT,
-                source,
-            })?;
-        let body = self.body(ENDPOINT, response).await?;
+            .query(&[("hash", hash.0.as_str())]);
+        let body = self
+            .send(ENDPOINT, Priority::Poll, site.as_str(), request)
+            .await?;
         JobData::from_body(body).map_err(|problem| ApiError::Decode {
             endpoint: ENDPOINT,
             problem,
