@@ -195,3 +195,58 @@ async fn migrate_and_demo_work_against_a_given_database() {
             .unwrap();
     assert_eq!(done, 10, "5 sites × 2 days");
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_sync_promptly_and_leaves_no_day_marked_running() {
+    let mut config = fast_simulator();
+    // Slow builds, so the sync is surely mid-way when the signal comes.
+    config.build_latency = Duration::from_millis(800);
+    let app = TestApp::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let to = chrono::Utc::now().date_naive() - chrono::Days::new(2);
+    let from = to - chrono::Days::new(20);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "sync",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the sync stops within 20 s of SIGTERM")
+        .unwrap();
+    assert!(
+        !status.success(),
+        "an interrupted sync does not claim success"
+    );
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sonnys.sync_days WHERE status = 'running'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 0, "every started day recorded how it ended");
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sonnys.sync_days WHERE status = 'done'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(done < 5 * 21, "the sync was interrupted, not finished");
+}

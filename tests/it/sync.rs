@@ -622,3 +622,39 @@ async fn a_site_code_no_account_has_is_an_error_not_a_silent_no_op() {
         .contains("site NOPE: no selected account reports this site"));
     assert_day_landed(&app, "northside", "N01", date).await;
 }
+
+#[tokio::test]
+async fn a_malformed_record_fails_its_day_naming_the_record_and_loses_nothing() {
+    let app = TestApp::start(fast_simulator()).await;
+    let date = app.find_day("northside", "N02", |n| (150..=400).contains(&n));
+    assert!(app.sync(date, date, &["northside"], &["N02"]).await.ok());
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    let id = app.served("northside", "N02", date)[5]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.simulator()
+        .update_transaction(&app.account("northside").api_id, &id, |r| {
+            r["total"] = Value::from("twelve dollars")
+        });
+    app.simulator().clear_job_cache();
+    let summary = app.sync(date, date, &["northside"], &["N02"]).await;
+    assert!(!summary.ok());
+    let failure = &summary.accounts[0].failures[0].error;
+    assert!(
+        failure.contains(&id) && failure.contains("twelve dollars"),
+        "{failure}"
+    );
+    let (status, _, _, error) = sync_day_status(&app, "northside", "N02", date).await;
+    assert_eq!(status, "failed");
+    assert!(error.is_some_and(|e| e.contains(&id)));
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "nothing already stored was lost");
+}
