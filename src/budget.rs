@@ -57,7 +57,6 @@ pub struct BudgetStats {
 pub struct Budget {
     tx: mpsc::UnboundedSender<Message>,
     stats: Arc<Mutex<BudgetStats>>,
-    allowance: Allowance,
 }
 
 /// The budget's owner task has stopped; only at shutdown.
@@ -86,15 +85,7 @@ impl Budget {
             ..Default::default()
         }));
         tokio::spawn(run(allowance, rx, stats.clone()));
-        Self {
-            tx,
-            stats,
-            allowance,
-        }
-    }
-
-    pub fn allowance(&self) -> Allowance {
-        self.allowance
+        Self { tx, stats }
     }
 
     /// Wait for the right to send one request. `lane` names who asks (a site),

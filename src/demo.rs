@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, Utc};
 use clap::Args;
 use secrecy::SecretString;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Connection, Executor, PgConnection};
 use url::Url;
 
 use crate::configuration::{
@@ -20,6 +20,7 @@ use crate::configuration::{
 use crate::domain::{parse_timezone, AccountName, ApiId};
 use crate::pgserver::{server_answers, PrivatePostgres};
 use crate::progress::Progress;
+use crate::report::{Format, GroupBy, ReportArgs};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::sync::{SyncPlan, Syncer};
 
@@ -127,7 +128,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!();
     print!("{summary}");
     println!();
-    print_totals(&pool, from, to).await?;
+    // The same per-site figures `sonnys-etl report` gives.
+    let report = ReportArgs {
+        from,
+        to,
+        by: GroupBy::Site,
+        format: Format::Table,
+        accounts: Vec::new(),
+    };
+    crate::report::run(&pool, &report, &mut std::io::stdout().lock()).await?;
     println!();
     println!("The data is in PostgreSQL; try:");
     println!(
@@ -194,43 +203,4 @@ async fn demo_database(server: &str) -> anyhow::Result<String> {
     let mut url = Url::parse(server)?;
     url.set_path(DEMO_DATABASE);
     Ok(url.to_string())
-}
-
-async fn print_totals(pool: &PgPool, from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {
-    let rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        i64,
-        rust_decimal::Decimal,
-        i64,
-    )> = sqlx::query_as(
-        "SELECT t.account, t.site_code, s.name, count(*), sum(t.total),
-                count(*) FILTER (WHERE t.is_recurring_plan_sale AND t.is_recurring_sale)
-           FROM sonnys.transactions t
-           LEFT JOIN sonnys.sites s ON s.account = t.account AND s.code = t.site_code
-          WHERE t.business_date BETWEEN $1 AND $2
-            AND t.transaction_status IS DISTINCT FROM 'Voided'
-          GROUP BY 1, 2, 3 ORDER BY 1, 2",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    println!(
-        "{:<10} {:<5} {:<32} {:>12} {:>14} {:>16}",
-        "account", "site", "name", "transactions", "total", "new memberships"
-    );
-    for (account, site, name, count, total, members) in rows {
-        println!(
-            "{:<10} {:<5} {:<32} {:>12} {:>14} {:>16}",
-            account,
-            site,
-            name.unwrap_or_default(),
-            count,
-            total.round_dp(2),
-            members
-        );
-    }
-    Ok(())
 }

@@ -139,9 +139,8 @@ struct DayExport<'a> {
     site: &'a Site,
     day: BusinessDay,
     requests: AtomicU64,
-    transactions: AtomicU64,
-    pages: AtomicU64,
-    write: Mutex<PageWrite>,
+    /// What the stored pages did; `requests` is filled in at the end.
+    report: Mutex<DayReport>,
 }
 
 impl AccountExport {
@@ -158,9 +157,7 @@ impl AccountExport {
             site,
             day,
             requests: AtomicU64::new(0),
-            transactions: AtomicU64::new(0),
-            pages: AtomicU64::new(0),
-            write: Mutex::new(PageWrite::default()),
+            report: Mutex::new(DayReport::default()),
         };
         let result = run.run().await;
         let requests = run.requests.load(Ordering::Relaxed);
@@ -175,13 +172,8 @@ impl AccountExport {
         )
         .await?;
         result?;
-        let write = *run.write.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(DayReport {
-            transactions: run.transactions.load(Ordering::Relaxed),
-            pages: run.pages.load(Ordering::Relaxed),
-            requests,
-            write,
-        })
+        let report = *run.report.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(DayReport { requests, ..report })
     }
 }
 
@@ -247,13 +239,12 @@ impl DayExport<'_> {
         .await?;
         tracing::debug!(site = %self.site.code, day = %self.day, page, records = records.len(),
             inserted = write.inserted, updated = write.updated, "page stored");
-        self.transactions
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.pages.fetch_add(1, Ordering::Relaxed);
-        let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        w.inserted += write.inserted;
-        w.updated += write.updated;
-        w.unchanged += write.unchanged;
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        report.transactions += records.len() as u64;
+        report.pages += 1;
+        report.write.inserted += write.inserted;
+        report.write.updated += write.updated;
+        report.write.unchanged += write.unchanged;
         Ok(())
     }
 

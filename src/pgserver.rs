@@ -119,11 +119,6 @@ impl PrivatePostgres {
         self.port
     }
 
-    /// The data folder the server runs from.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
     /// Stop the server (pg_ctl stop -m fast).
     pub fn stop(self) -> anyhow::Result<()> {
         let mut cmd = self.pg_ctl();

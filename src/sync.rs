@@ -49,7 +49,6 @@ pub struct Failure {
 #[derive(Debug, Clone, Default)]
 pub struct AccountSummary {
     pub account: String,
-    pub sites: usize,
     pub site_days: usize,
     pub done: usize,
     /// Days in the range that have not ended yet in the site's zone.
@@ -99,7 +98,7 @@ impl std::fmt::Display for SyncSummary {
                 a.account,
                 a.done,
                 a.site_days,
-                a.sites,
+                a.site_codes.len(),
                 a.transactions,
                 a.inserted,
                 a.updated,
@@ -267,7 +266,6 @@ impl Syncer {
                 return summary;
             }
         };
-        summary.sites = sites.len();
         summary.site_codes = sites.iter().map(|s| s.code.to_string()).collect();
 
         let now = Utc::now();

@@ -80,10 +80,6 @@ impl Client {
         })
     }
 
-    pub fn budget(&self) -> &Budget {
-        &self.budget
-    }
-
     fn url(&self, path: &str) -> Url {
         // `base_url` ends with '/', and `path` is relative, so join keeps /v1.
         self.base_url
