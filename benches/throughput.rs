@@ -63,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let pages = run.summary.accounts[0].pages;
     let transactions = run.summary.accounts[0].transactions;
     let minimum = theoretical_minimum(pages);
-    let allowed = LIMIT as f64 * run.wall.as_secs_f64() / WINDOW.as_secs_f64();
+    // The most a sliding window lets through in the run's time: a full
+    // allowance for every window begun.
+    let allowed = LIMIT as f64 * (run.wall.as_secs_f64() / WINDOW.as_secs_f64()).ceil();
     println!();
     println!(
         "[daemon] northside N01–N03, {from}..{to}: {transactions} transactions, {pages} pages"

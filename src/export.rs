@@ -121,6 +121,12 @@ impl BuildTimes {
     }
 }
 
+/// A page's job, submitted.
+struct Submitted {
+    hash: JobHash,
+    at: Instant,
+}
+
 /// Everything one account's exports share.
 #[derive(Clone)]
 pub struct AccountExport {
@@ -187,7 +193,16 @@ impl DayExport<'_> {
     }
 
     async fn export_window(&self, window: ExportWindow) -> Result<(), ExportError> {
-        let first = self.fetch_page(window, 1, Priority::Open).await?;
+        // Page 2 is submitted with page 1, before `total` is known: most
+        // windows have more than 100 transactions, and this takes a whole
+        // build off the day's critical path. A smaller window wastes that
+        // one submit (it is never polled).
+        let (first, second) = tokio::join!(
+            self.fetch_page(window, 1, Priority::Open, None),
+            self.submit(window, 2, Priority::Open)
+        );
+        let first = first?;
+        let ahead = Mutex::new(second.ok());
         let mut total = first.total;
         self.store(1, first).await?;
         let mut done = 1u64;
@@ -201,10 +216,17 @@ impl DayExport<'_> {
             let seen = AtomicU64::new(total);
             stream::iter(done + 1..=pages)
                 .map(|page| {
-                    let seen = &seen;
+                    let (seen, ahead) = (&seen, &ahead);
                     async move {
                         let page = page as u32;
-                        let data = self.fetch_page(window, page, Priority::Continue).await?;
+                        let job = if page == 2 {
+                            ahead.lock().unwrap_or_else(|e| e.into_inner()).take()
+                        } else {
+                            None
+                        };
+                        let data = self
+                            .fetch_page(window, page, Priority::Continue, job)
+                            .await?;
                         seen.fetch_max(data.total, Ordering::Relaxed);
                         self.store(page, data).await
                     }
@@ -248,22 +270,42 @@ impl DayExport<'_> {
         Ok(())
     }
 
-    /// Submit one page's job and poll it until it passes.
+    /// Submit one page's job.
+    async fn submit(
+        &self,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+    ) -> Result<Submitted, ExportError> {
+        let client = &self.account.client;
+        let hash = self
+            .request(|| client.load_job(&self.site.code, window, page, priority))
+            .await?;
+        Ok(Submitted {
+            hash,
+            at: Instant::now(),
+        })
+    }
+
+    /// Poll one page's job until it passes, submitting it first unless it
+    /// was submitted `ahead`, and again after `fail` or expiry.
     async fn fetch_page(
         &self,
         window: ExportWindow,
         page: u32,
         priority: Priority,
+        mut ahead: Option<Submitted>,
     ) -> Result<JobData, ExportError> {
         let client = &self.account.client;
         let builds = &self.account.builds;
         let mut resubmits = 0;
         'submit: loop {
-            let hash: JobHash = self
-                .request(|| client.load_job(&self.site.code, window, page, priority))
-                .await?;
-            let submitted = Instant::now();
-            let mut wait = builds.estimate();
+            let job = match ahead.take() {
+                Some(job) => job,
+                None => self.submit(window, page, priority).await?,
+            };
+            let (hash, submitted) = (job.hash, job.at);
+            let mut wait = builds.estimate().saturating_sub(submitted.elapsed());
             let mut polls = 0;
             loop {
                 self.sleep(wait).await?;
