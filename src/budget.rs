@@ -29,7 +29,7 @@ pub enum Priority {
     Poll,
     /// Submitting a further page of a day already open.
     Continue,
-    /// Opening new work: a new day's first page, the site list.
+    /// Opening new work: a new day's first pages, the site list.
     Open,
 }
 
