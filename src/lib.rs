@@ -24,6 +24,7 @@ pub mod pgserver;
 pub mod progress;
 pub mod report;
 pub mod simulator;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The status page: placeholder until written.

@@ -1,0 +1,1 @@
+//! `status` output: placeholder until written.
