@@ -271,6 +271,7 @@ fn settings(sim: &RunningSimulator, url: &str, reserve: u32) -> anyhow::Result<S
     Ok(Settings::load(&Sources {
         file: Some(&path),
         env: HashMap::new(),
+        keys: sonnys_etl::configuration::Keys::Required,
     })?)
 }
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{Months, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use crate::configuration::{Settings, Sources};
 use crate::progress::Progress;
@@ -126,7 +125,7 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
         crate::store::connect(settings.database_url()?, settings.database.max_connections).await?;
     let syncer = Syncer::new(settings, pool);
     syncer.check(&plan).map_err(anyhow::Error::msg)?;
-    let shutdown = shutdown_on_signal();
+    let shutdown = crate::shutdown::on_signal();
     let progress = Progress::new(std::io::stderr().is_terminal());
     let summary = syncer
         .run(&plan, &shutdown, &progress)
@@ -139,46 +138,4 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// A token cancelled on Ctrl-C or SIGTERM; a second signal exits at once.
-pub fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        let mut signals = 0;
-        loop {
-            wait_for_signal().await;
-            signals += 1;
-            if signals > 1 {
-                eprintln!("second signal: exiting now");
-                std::process::exit(130);
-            }
-            tracing::warn!(
-                "shutting down: finishing the pages in flight (signal again to exit at once)"
-            );
-            cancel.cancel();
-        }
-    });
-    token
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -19,6 +19,11 @@ use crate::domain::{parse_timezone, AccountName, ApiId, SiteCode};
 /// The vendor's production endpoint.
 pub const PRODUCTION_BASE_URL: &str = "https://trigonapi.sonnyscontrols.com/v1";
 
+/// The service's schedule when none is configured: 03:30 every night.
+pub const DEFAULT_CRON: &str = "0 30 3 * * *";
+/// The API serves about 6 months back (183 days before its today).
+pub const MAX_CATCH_UP_DAYS: u32 = 180;
+
 /// A configuration problem, naming the key and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,7 +45,42 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub api: ApiSettings,
     pub sync: SyncSettings,
+    pub schedule: ScheduleSettings,
+    pub server: ServerSettings,
     pub accounts: Vec<AccountSettings>,
+}
+
+/// When the service exports, and which days (`[schedule]`).
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// The 6-field cron expression (seconds first), evaluated in `timezone`.
+    pub schedule: crate::schedule::Schedule,
+    /// Complete days re-exported on every run, for late voids and edits.
+    pub lookback_days: u32,
+    /// How far back missing days are found.
+    pub catch_up_days: u32,
+}
+
+impl Default for ScheduleSettings {
+    /// 03:30 UTC every night, 3 days re-exported, 14 days caught up.
+    fn default() -> Self {
+        Self {
+            schedule: crate::schedule::Schedule::parse(DEFAULT_CRON, chrono_tz::UTC)
+                .unwrap_or_else(|e| unreachable!("the default schedule parses: {e}")),
+            lookback_days: 3,
+            catch_up_days: 14,
+        }
+    }
+}
+
+/// The service's operations endpoint (`[server]`).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where `/livez`, `/readyz`, `/metrics` and the status page listen;
+    /// `None` when turned off (`listen = ""`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long a stopping service lets the pages in flight commit.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +142,10 @@ struct RawSettings {
     #[serde(default)]
     sync: RawSync,
     #[serde(default)]
+    schedule: RawSchedule,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
     accounts: Vec<RawAccount>,
 }
 
@@ -110,6 +154,23 @@ struct RawSettings {
 struct RawDatabase {
     url: Option<String>,
     max_connections: Option<u32>,
+    password_credential: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Option<String>,
+    timezone: Option<String>,
+    lookback_days: Option<u32>,
+    catch_up_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +199,7 @@ struct RawAccount {
     api_key: Option<String>,
     api_key_env: Option<String>,
     api_key_file: Option<PathBuf>,
+    api_key_credential: Option<String>,
     timezone: Option<String>,
     sites: Option<Vec<String>>,
 }
@@ -146,6 +208,17 @@ struct RawAccount {
 pub struct Sources<'a> {
     pub file: Option<&'a Path>,
     pub env: HashMap<String, String>,
+    /// Whether the API keys are read: commands that never call the API
+    /// (`migrate`, `report`, `status`) must work without them.
+    pub keys: Keys,
+}
+
+/// Whether a command needs the accounts' API keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    Required,
+    /// Keys are not read; every account's key is empty and must not be used.
+    NotNeeded,
 }
 
 impl Sources<'_> {
@@ -154,8 +227,36 @@ impl Sources<'_> {
         Sources {
             file,
             env: std::env::vars().collect(),
+            keys: Keys::Required,
         }
     }
+
+    /// The same, for a command that never calls the API.
+    pub fn without_keys(mut self) -> Self {
+        self.keys = Keys::NotNeeded;
+        self
+    }
+}
+
+/// The folder systemd's `LoadCredential=` fills, from `$CREDENTIALS_DIRECTORY`.
+fn credential(
+    env: &HashMap<String, String>,
+    key: &str,
+    name: &str,
+) -> Result<SecretString, ConfigError> {
+    let dir = env.get("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+        invalid(
+            key,
+            format!("names the credential `{name}`, but $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)"),
+        )
+    })?;
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(invalid(key, format!("`{name}` is not a credential name")));
+    }
+    let path = Path::new(dir).join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    Ok(SecretString::from(text.trim().to_owned()))
 }
 
 impl Settings {
@@ -192,22 +293,43 @@ impl Settings {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        Self::check(raw, &sources.env)
+        Self::check(raw, &sources.env, sources.keys)
     }
 
-    fn check(raw: RawSettings, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let database_url = raw
+    fn check(
+        raw: RawSettings,
+        env: &HashMap<String, String>,
+        keys: Keys,
+    ) -> Result<Self, ConfigError> {
+        let mut database_url = raw
             .database
             .url
             .or_else(|| env.get("DATABASE_URL").cloned())
             .filter(|u| !u.trim().is_empty());
-        if let Some(url) = &database_url {
-            Url::parse(url).map_err(|_| {
+        if let Some(url) = &mut database_url {
+            let mut parsed = Url::parse(url).map_err(|_| {
                 invalid(
                     "database.url",
                     "is not a URL (expected postgres://user@host:port/database)",
                 )
             })?;
+            if let Some(name) = &raw.database.password_credential {
+                let password = credential(env, "database.password_credential", name)?;
+                parsed
+                    .set_password(Some(password.expose_secret()))
+                    .map_err(|_| {
+                        invalid(
+                            "database.password_credential",
+                            "cannot be combined with this database.url (it needs a host)",
+                        )
+                    })?;
+                *url = parsed.to_string();
+            }
+        } else if raw.database.password_credential.is_some() {
+            return Err(invalid(
+                "database.password_credential",
+                "needs database.url (or DATABASE_URL) without a password",
+            ));
         }
         let database = DatabaseSettings {
             url: database_url.map(SecretString::from),
@@ -271,6 +393,61 @@ impl Settings {
             )?,
         };
 
+        let schedule_zone = raw
+            .schedule
+            .timezone
+            .as_deref()
+            .map(parse_timezone)
+            .transpose()
+            .map_err(|p| invalid("schedule.timezone", p))?
+            .unwrap_or(chrono_tz::UTC);
+        let cron = raw
+            .schedule
+            .cron
+            .unwrap_or_else(|| DEFAULT_CRON.to_owned());
+        let schedule = ScheduleSettings {
+            schedule: crate::schedule::Schedule::parse(&cron, schedule_zone)
+                .map_err(|p| invalid("schedule.cron", p))?,
+            lookback_days: raw.schedule.lookback_days.unwrap_or(3),
+            catch_up_days: positive("schedule.catch_up_days", raw.schedule.catch_up_days, 14)?,
+        };
+        if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
+            return Err(invalid(
+                "schedule.catch_up_days",
+                format!(
+                    "{} reaches further back than the API serves (at most {MAX_CATCH_UP_DAYS} days)",
+                    schedule.catch_up_days
+                ),
+            ));
+        }
+        if schedule.lookback_days > schedule.catch_up_days {
+            return Err(invalid(
+                "schedule.lookback_days",
+                format!(
+                    "{} is more than schedule.catch_up_days = {}",
+                    schedule.lookback_days, schedule.catch_up_days
+                ),
+            ));
+        }
+        let listen = match raw.server.listen.as_deref().map(str::trim) {
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9187))),
+            Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid(
+                    "server.listen",
+                    format!("`{text}` is not an address like \"127.0.0.1:9187\" (\"\" turns the endpoint off)"),
+                )
+            })?),
+        };
+        let server = ServerSettings {
+            listen,
+            shutdown_timeout: duration(
+                "server.shutdown_timeout",
+                raw.server.shutdown_timeout,
+                Duration::from_secs(30),
+            )?,
+        };
+
         let mut names = BTreeSet::new();
         let mut accounts = Vec::with_capacity(raw.accounts.len());
         for (i, a) in raw.accounts.into_iter().enumerate() {
@@ -292,15 +469,21 @@ impl Settings {
                 .as_deref()
                 .ok_or_else(|| invalid(at("api_id"), "is missing"))
                 .and_then(|id| ApiId::parse(id).map_err(|p| invalid(at("api_id"), p)))?;
-            let api_key = match (a.api_key, a.api_key_env, a.api_key_file) {
-                (Some(key), None, None) => key,
-                (None, Some(var), None) => env.get(&var).cloned().ok_or_else(|| {
+            let api_key = match (
+                a.api_key,
+                a.api_key_env,
+                a.api_key_file,
+                a.api_key_credential,
+            ) {
+                _ if keys == Keys::NotNeeded => String::new(),
+                (Some(key), None, None, None) => key,
+                (None, Some(var), None, None) => env.get(&var).cloned().ok_or_else(|| {
                     invalid(
                         at("api_key_env"),
                         format!("the environment variable {var} is not set"),
                     )
                 })?,
-                (None, None, Some(path)) => std::fs::read_to_string(&path)
+                (None, None, Some(path), None) => std::fs::read_to_string(&path)
                     .map_err(|e| {
                         invalid(
                             at("api_key_file"),
@@ -309,20 +492,25 @@ impl Settings {
                     })?
                     .trim()
                     .to_owned(),
-                (None, None, None) => {
+                (None, None, None, Some(name)) => {
+                    credential(env, &at("api_key_credential"), &name)?
+                        .expose_secret()
+                        .to_owned()
+                }
+                (None, None, None, None) => {
                     return Err(invalid(
                         at("api_key"),
-                        "is missing: set one of api_key, api_key_env or api_key_file",
+                        "is missing: set one of api_key, api_key_env, api_key_file or api_key_credential",
                     ))
                 }
                 _ => {
                     return Err(invalid(
                         at("api_key"),
-                        "set only one of api_key, api_key_env and api_key_file",
+                        "set only one of api_key, api_key_env, api_key_file and api_key_credential",
                     ))
                 }
             };
-            if api_key.trim().is_empty() {
+            if keys == Keys::Required && api_key.trim().is_empty() {
                 return Err(invalid(at("api_key"), "is empty"));
             }
             let timezone = a
@@ -356,6 +544,8 @@ impl Settings {
             database,
             api,
             sync,
+            schedule,
+            server,
             accounts,
         })
     }

@@ -15,7 +15,8 @@ use sqlx::{Connection, Executor, PgConnection};
 use url::Url;
 
 use crate::configuration::{
-    redact_url, AccountSettings, ApiSettings, DatabaseSettings, Settings, SyncSettings,
+    redact_url, AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings,
+    Settings, SyncSettings,
 };
 use crate::domain::{parse_timezone, AccountName, ApiId};
 use crate::pgserver::{server_answers, PrivatePostgres};
@@ -92,6 +93,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sync: SyncSettings {
             max_concurrent_sites: 16,
         },
+        schedule: ScheduleSettings::default(),
+        server: ServerSettings {
+            listen: None,
+            shutdown_timeout: Duration::from_secs(30),
+        },
         accounts,
     };
 
@@ -122,7 +128,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let summary = syncer
-        .run(&plan, &crate::cli::shutdown_on_signal(), &progress)
+        .run(&plan, &crate::shutdown::on_signal(), &progress)
         .await
         .map_err(anyhow::Error::msg)?;
     println!();

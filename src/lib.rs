@@ -23,6 +23,8 @@ pub mod export;
 pub mod pgserver;
 pub mod progress;
 pub mod report;
+pub mod schedule;
+pub mod shutdown;
 pub mod simulator;
 pub mod status;
 pub mod store;

@@ -16,6 +16,7 @@ fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
     Settings::load(&Sources {
         file: Some(file.path()),
         env,
+        keys: sonnys_etl::configuration::Keys::Required,
     })
     .map_err(|e| e.to_string())
 }

@@ -87,6 +87,7 @@ impl TestApp {
         Settings::load(&Sources {
             file: Some(&path),
             env: HashMap::new(),
+            keys: sonnys_etl::configuration::Keys::Required,
         })
         .expect("the test configuration loads")
     }
