@@ -282,8 +282,11 @@ fn account_plan(account: &str, from: NaiveDate, to: NaiveDate) -> SyncPlan {
         vec!["D01", "D02"]
     };
     SyncPlan {
-        from,
-        to,
+        days: sonnys_etl::sync::DaySelection::Range {
+            from,
+            to,
+            missing_only: false,
+        },
         accounts: vec![account.into()],
         sites: sites.into_iter().map(String::from).collect(),
     }

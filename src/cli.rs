@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::configuration::{Settings, Sources};
 use crate::progress::Progress;
-use crate::sync::{SyncPlan, Syncer};
+use crate::sync::{DaySelection, SyncPlan, Syncer};
 use crate::telemetry::LogFormat;
 
 /// Export Sonny's Carwash Controls transactions into PostgreSQL.
@@ -71,6 +71,10 @@ pub struct SyncArgs {
     /// Only this site code; repeat for several.
     #[arg(long = "site", value_name = "CODE")]
     pub sites: Vec<String>,
+    /// Only the days of the range that are not done yet (rerun a night's
+    /// failures without repeating the good days).
+    #[arg(long)]
+    pub missing: bool,
 }
 
 /// Run the parsed command line; the exit code says whether it succeeded.
@@ -108,16 +112,19 @@ fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
 
 async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let plan = SyncPlan {
-        from: args.from,
-        to: args.to.unwrap_or(args.from),
+        days: DaySelection::Range {
+            from: args.from,
+            to: args.to.unwrap_or(args.from),
+            missing_only: args.missing,
+        },
         accounts: args.accounts,
         sites: args.sites,
     };
     let oldest = Utc::now().date_naive() - Months::new(6);
-    if plan.from < oldest {
+    if args.from < oldest {
         anyhow::bail!(
             "--from {} is more than 6 months ago; the API only serves the last 6 months (from {oldest})",
-            plan.from
+            args.from
         );
     }
     let settings = Arc::new(settings);

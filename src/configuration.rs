@@ -401,10 +401,7 @@ impl Settings {
             .transpose()
             .map_err(|p| invalid("schedule.timezone", p))?
             .unwrap_or(chrono_tz::UTC);
-        let cron = raw
-            .schedule
-            .cron
-            .unwrap_or_else(|| DEFAULT_CRON.to_owned());
+        let cron = raw.schedule.cron.unwrap_or_else(|| DEFAULT_CRON.to_owned());
         let schedule = ScheduleSettings {
             schedule: crate::schedule::Schedule::parse(&cron, schedule_zone)
                 .map_err(|p| invalid("schedule.cron", p))?,

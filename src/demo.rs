@@ -120,12 +120,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let pool = crate::store::connect(&url, 5).await?;
     let syncer = Syncer::new(Arc::new(settings), pool.clone());
-    let plan = SyncPlan {
-        from,
-        to,
-        accounts: Vec::new(),
-        sites: Vec::new(),
-    };
+    let plan = SyncPlan::range(from, to);
     let progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let summary = syncer
         .run(&plan, &crate::shutdown::on_signal(), &progress)

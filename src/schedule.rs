@@ -167,7 +167,10 @@ mod tests {
     #[test]
     fn a_five_field_or_broken_expression_is_refused_with_the_reason() {
         let five = Schedule::parse("30 3 * * *", Chicago).unwrap_err();
-        assert!(five.contains("5 fields") && five.contains("seconds first"), "{five}");
+        assert!(
+            five.contains("5 fields") && five.contains("seconds first"),
+            "{five}"
+        );
         let bad = Schedule::parse("0 61 3 * * *", Chicago).unwrap_err();
         assert!(bad.contains("not a cron expression"), "{bad}");
     }

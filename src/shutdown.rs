@@ -15,7 +15,9 @@ pub fn on_signal() -> CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::warn!("shutting down: finishing the pages in flight (signal again to exit at once)");
+        tracing::warn!(
+            "shutting down: finishing the pages in flight (signal again to exit at once)"
+        );
         cancel.cancel();
         wait_for_signal().await;
         tracing::warn!("second signal: exiting now");

@@ -87,6 +87,29 @@ pub async fn upsert_sites(
     Ok(())
 }
 
+/// The business days of an account that are `done`, from `since` on, per site.
+pub async fn done_days(
+    pool: &PgPool,
+    account: &AccountName,
+    since: NaiveDate,
+) -> sqlx::Result<HashMap<SiteCode, HashSet<NaiveDate>>> {
+    let rows: Vec<(String, NaiveDate)> = sqlx::query_as(
+        "SELECT site_code, business_date FROM sonnys.sync_days
+          WHERE account = $1 AND status = 'done' AND business_date >= $2",
+    )
+    .bind(account.as_str())
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let mut done: HashMap<SiteCode, HashSet<NaiveDate>> = HashMap::new();
+    for (code, date) in rows {
+        if let Some(code) = SiteCode::parse(&code) {
+            done.entry(code).or_default().insert(date);
+        }
+    }
+    Ok(done)
+}
+
 /// Mark a site-day as being exported: counts restart, attempts go up.
 pub async fn begin_day(
     pool: &PgPool,

@@ -2,11 +2,13 @@
 //! run one worker per site over the requested business days. Workers of one
 //! API id share its budget; a refused account stops alone.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use sqlx::PgPool;
@@ -29,12 +31,122 @@ const DAYS_IN_FLIGHT: usize = 6;
 /// What to sync.
 #[derive(Debug, Clone)]
 pub struct SyncPlan {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+    pub days: DaySelection,
     /// Only these accounts (by configured name); all when empty.
     pub accounts: Vec<String>,
     /// Only these site codes; all configured sites when empty.
     pub sites: Vec<String>,
+}
+
+impl SyncPlan {
+    /// Every ended day of an inclusive range, for all accounts and sites.
+    pub fn range(from: NaiveDate, to: NaiveDate) -> Self {
+        Self {
+            days: DaySelection::Range {
+                from,
+                to,
+                missing_only: false,
+            },
+            accounts: Vec::new(),
+            sites: Vec::new(),
+        }
+    }
+}
+
+/// Which business days of each site a sync exports. Only days that have
+/// ended in the site's zone are ever exported: a part-day marked `done`
+/// would never be completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaySelection {
+    /// The days of an inclusive range (in each site's local calendar); with
+    /// `missing_only`, those not `done` yet.
+    Range {
+        from: NaiveDate,
+        to: NaiveDate,
+        missing_only: bool,
+    },
+    /// The service's run: of the last `catch_up_days` ended days, those not
+    /// `done`, plus the last `lookback_days` again (late voids and edits).
+    Recent {
+        catch_up_days: u32,
+        lookback_days: u32,
+    },
+}
+
+/// The days one site exports under a selection, oldest first.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SiteDays {
+    pub days: Vec<BusinessDay>,
+    /// Days of a range that have not ended yet in the site's zone.
+    pub not_ended: usize,
+}
+
+impl DaySelection {
+    /// The dates whose `done` state the selection depends on, if any.
+    pub fn needs_done_from(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
+        match *self {
+            DaySelection::Range {
+                from,
+                missing_only: true,
+                ..
+            } => Some(from),
+            DaySelection::Range { .. } => None,
+            // A day behind UTC at most; a day's margin covers every zone.
+            DaySelection::Recent { catch_up_days, .. } => {
+                Some(now.date_naive() - Days::new(u64::from(catch_up_days) + 1))
+            }
+        }
+    }
+
+    /// The site's days to export at `now`, given the dates already `done`.
+    pub fn site_days(
+        &self,
+        timezone: Tz,
+        now: DateTime<Utc>,
+        done: &HashSet<NaiveDate>,
+    ) -> SiteDays {
+        let mut selected = SiteDays::default();
+        match *self {
+            DaySelection::Range {
+                from,
+                to,
+                missing_only,
+            } => {
+                for date in dates(from, to) {
+                    let day = BusinessDay::new(date, timezone);
+                    if !day.is_complete(now) {
+                        selected.not_ended += 1;
+                    } else if !(missing_only && done.contains(&date)) {
+                        selected.days.push(day);
+                    }
+                }
+            }
+            DaySelection::Recent {
+                catch_up_days,
+                lookback_days,
+            } => {
+                let last = last_ended_day(timezone, now);
+                let first = last - Days::new(u64::from(catch_up_days.max(1)) - 1);
+                let lookback_from = last - Days::new(u64::from(lookback_days));
+                selected.days = dates(first, last)
+                    .filter(|d| !done.contains(d) || *d > lookback_from)
+                    .map(|d| BusinessDay::new(d, timezone))
+                    .collect();
+            }
+        }
+        selected
+    }
+}
+
+/// The latest business day that has ended at `now` in the zone.
+pub fn last_ended_day(timezone: Tz, now: DateTime<Utc>) -> NaiveDate {
+    let today = BusinessDay::of(now, timezone).date;
+    let yesterday = today - Days::new(1);
+    if BusinessDay::new(yesterday, timezone).is_complete(now) {
+        yesterday
+    } else {
+        yesterday - Days::new(1)
+    }
 }
 
 /// One site-day that did not complete.
@@ -154,8 +266,10 @@ impl Syncer {
 
     /// Check a plan against the configuration; the error names the problem.
     pub fn check(&self, plan: &SyncPlan) -> Result<(), String> {
-        if plan.from > plan.to {
-            return Err(format!("--from {} is after --to {}", plan.from, plan.to));
+        if let DaySelection::Range { from, to, .. } = plan.days {
+            if from > to {
+                return Err(format!("--from {from} is after --to {to}"));
+            }
         }
         if self.settings.accounts.is_empty() {
             return Err(
@@ -269,18 +383,28 @@ impl Syncer {
         summary.site_codes = sites.iter().map(|s| s.code.to_string()).collect();
 
         let now = Utc::now();
+        let done = match plan.days.needs_done_from(now) {
+            Some(since) => match store::done_days(&self.pool, &settings.name, since).await {
+                Ok(done) => done,
+                Err(e) => {
+                    let reason = format!("cannot read which days are done: {e}");
+                    tracing::error!(error = %e, "cannot read which days are done; skipping the account");
+                    summary.stopped = Some(reason);
+                    summary.elapsed = started.elapsed();
+                    return summary;
+                }
+            },
+            None => HashMap::new(),
+        };
+        let none = HashSet::new();
         let mut work = Vec::new();
         for site in &sites {
-            let days: Vec<BusinessDay> = dates(plan.from, plan.to)
-                .map(|d| BusinessDay::new(d, site.timezone))
-                .filter(|d| {
-                    let complete = d.is_complete(now);
-                    summary.not_complete += usize::from(!complete);
-                    complete
-                })
-                .collect();
-            summary.site_days += days.len();
-            work.push((site, days));
+            let selected =
+                plan.days
+                    .site_days(site.timezone, now, done.get(&site.code).unwrap_or(&none));
+            summary.not_complete += selected.not_ended;
+            summary.site_days += selected.days.len();
+            work.push((site, selected.days));
         }
         let bar = progress.account(
             settings.name.as_str(),
@@ -392,9 +516,12 @@ impl Syncer {
                     .collect(),
             });
         }
-        let Some(wanted) = wanted else {
+        let Some(mut wanted) = wanted else {
             return Ok((all, Vec::new()));
         };
+        // A code listed twice is exported once.
+        wanted.sort();
+        wanted.dedup();
         let missing = wanted
             .iter()
             .filter(|c| !all.iter().any(|s| &s.code == *c))
@@ -452,4 +579,86 @@ fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
 pub fn dates(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
     std::iter::successors(Some(from), |d| d.checked_add_days(Days::new(1)))
         .take_while(move |d| *d <= to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use chrono_tz::America::{Chicago, Los_Angeles};
+
+    fn date(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    fn picked(
+        selection: DaySelection,
+        tz: Tz,
+        now: DateTime<Utc>,
+        done: &[NaiveDate],
+    ) -> Vec<NaiveDate> {
+        let done: HashSet<NaiveDate> = done.iter().copied().collect();
+        selection
+            .site_days(tz, now, &done)
+            .days
+            .iter()
+            .map(|d| d.date)
+            .collect()
+    }
+
+    #[test]
+    fn a_run_exports_the_missing_days_of_the_catch_up_range_oldest_first_and_the_lookback_days_again(
+    ) {
+        // 29 November 2026, 09:00 UTC: 03:00 in Chicago, so 28 November has ended there.
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let recent = DaySelection::Recent {
+            catch_up_days: 7,
+            lookback_days: 2,
+        };
+        let done: Vec<NaiveDate> = (22..=28)
+            .filter(|d| *d != 24)
+            .map(|d| date(11, d))
+            .collect();
+        assert_eq!(
+            picked(recent, Chicago, now, &done),
+            vec![date(11, 24), date(11, 27), date(11, 28)]
+        );
+        // Nothing done yet: the whole range, oldest first.
+        assert_eq!(
+            picked(recent, Chicago, now, &[]),
+            (22..=28).map(|d| date(11, d)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_day_that_has_not_ended_in_the_sites_zone_is_never_selected() {
+        // 07:30 UTC is 23:30 on 28 November in Los Angeles: the 28th is still open there.
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 7, 30, 0).unwrap();
+        let recent = DaySelection::Recent {
+            catch_up_days: 3,
+            lookback_days: 0,
+        };
+        assert_eq!(
+            picked(recent, Los_Angeles, now, &[]),
+            vec![date(11, 25), date(11, 26), date(11, 27)]
+        );
+        assert_eq!(last_ended_day(Chicago, now), date(11, 28));
+    }
+
+    #[test]
+    fn sync_missing_skips_the_days_already_done() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let range = |missing_only| DaySelection::Range {
+            from: date(11, 20),
+            to: date(11, 29),
+            missing_only,
+        };
+        let done = [date(11, 21), date(11, 23)];
+        let all = range(false).site_days(Chicago, now, &done.iter().copied().collect());
+        assert_eq!(all.days.len(), 9);
+        assert_eq!(all.not_ended, 1);
+        let missing = picked(range(true), Chicago, now, &done);
+        assert_eq!(missing.len(), 7);
+        assert!(!missing.contains(&date(11, 21)) && !missing.contains(&date(11, 23)));
+    }
 }

@@ -102,8 +102,11 @@ impl TestApp {
     ) -> SyncSummary {
         let syncer = Syncer::new(Arc::new(self.settings()), self.db.pool.clone());
         let plan = SyncPlan {
-            from,
-            to,
+            days: sonnys_etl::sync::DaySelection::Range {
+                from,
+                to,
+                missing_only: false,
+            },
             accounts: accounts.iter().map(|s| s.to_string()).collect(),
             sites: sites.iter().map(|s| s.to_string()).collect(),
         };
