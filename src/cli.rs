@@ -43,6 +43,18 @@ pub enum Command {
     /// Export every (account, site, business day) in a date range and upsert it
     /// into PostgreSQL. Exits 0 only if every site-day succeeded.
     Sync(SyncArgs),
+    /// Run as a service: export every night on `[schedule]`, catch up on
+    /// start, serve /livez, /readyz, /metrics and a status page on
+    /// `[server] listen`. Stops gracefully on SIGTERM; SIGHUP reloads the
+    /// configuration.
+    Run,
+    /// Per account and site: the last day done, missing and failed days,
+    /// the next scheduled run. Exits 1 when any site's data is older than
+    /// --stale-after, so it doubles as a cron check.
+    Status(StatusArgs),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check
+    /// for container images without curl.
+    Probe(ProbeArgs),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Print the KPIs (sales, washes, memberships, conversion rate) of a date
@@ -77,18 +89,53 @@ pub struct SyncArgs {
     pub missing: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatusFormat,
+    /// A site whose data is older than this is stale (exit code 1).
+    #[arg(long, value_name = "DURATION", default_value = "36h", value_parser = humantime::parse_duration)]
+    pub stale_after: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:9187/readyz.
+    pub url: url::Url,
+    /// Give up after this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
 /// Run the parsed command line; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Migrate => {
+        Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
+            crate::service::run(cli.config, settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let settings = load_settings_without_keys(cli.config.as_deref())?;
+            status(settings, args).await
+        }
+        Command::Probe(args) => Ok(probe(args).await),
+        Command::Migrate => {
+            let settings = load_settings_without_keys(cli.config.as_deref())?;
             let url = settings.database_url()?;
             crate::store::connect(url, 2).await?;
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
-            let settings = load_settings(cli.config.as_deref())?;
+            let settings = load_settings_without_keys(cli.config.as_deref())?;
             let pool = crate::store::connect(settings.database_url()?, 2).await?;
             let mut out = std::io::stdout().lock();
             crate::report::run(&pool, &args, &mut out).await?;
@@ -108,6 +155,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
     Ok(Settings::load(&Sources::process(file))?)
+}
+
+/// For commands that never call the API: a missing key variable is no error.
+fn load_settings_without_keys(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    Ok(Settings::load(&Sources::process(file).without_keys())?)
+}
+
+async fn status(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let pool = crate::store::connect(settings.database_url()?, 2).await?;
+    let now = Utc::now();
+    let context = crate::status::SnapshotContext {
+        now,
+        stale_after: args.stale_after,
+        next_run: settings.schedule.schedule.next_after(now),
+        last_run: None,
+        current_run: None,
+    };
+    let snapshot = crate::status::Snapshot::load(&pool, &settings, context)
+        .await
+        .context("cannot read the status from the database")?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        StatusFormat::Table => crate::status::text::table(&snapshot, &mut out)?,
+        StatusFormat::Json => crate::status::text::json(&snapshot, &mut out)?,
+    }
+    Ok(if snapshot.stale_sites().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn probe(args: ProbeArgs) -> ExitCode {
+    let client = match reqwest::Client::builder().timeout(args.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("probe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(args.url.clone()).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            eprintln!("probe {}: HTTP {status} {}", args.url, body.trim());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("probe {}: {e}", args.url);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {

@@ -301,10 +301,12 @@ impl Settings {
         env: &HashMap<String, String>,
         keys: Keys,
     ) -> Result<Self, ConfigError> {
-        let mut database_url = raw
-            .database
-            .url
-            .or_else(|| env.get("DATABASE_URL").cloned())
+        // DATABASE_URL overrides the file, as every environment variable does.
+        let mut database_url = env
+            .get("DATABASE_URL")
+            .cloned()
+            .filter(|u| !u.trim().is_empty())
+            .or(raw.database.url)
             .filter(|u| !u.trim().is_empty());
         if let Some(url) = &mut database_url {
             let mut parsed = Url::parse(url).map_err(|_| {

@@ -2,7 +2,7 @@
 //! lines otherwise (systemd journals, containers, CI).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,6 +17,14 @@ const LOG_EVERY: Duration = Duration::from_secs(15);
 /// Where progress goes.
 pub struct Progress {
     bars: Option<MultiProgress>,
+    totals: Arc<Totals>,
+}
+
+/// Site-days of a whole sync, across accounts: for the service's status line.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub site_days: AtomicU64,
+    pub finished: AtomicU64,
 }
 
 impl Progress {
@@ -24,15 +32,27 @@ impl Progress {
     pub fn new(terminal: bool) -> Self {
         Self {
             bars: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            totals: Arc::default(),
         }
     }
 
     /// Log lines only.
     pub fn plain() -> Self {
-        Self { bars: None }
+        Self {
+            bars: None,
+            totals: Arc::default(),
+        }
+    }
+
+    /// Site-days planned and finished so far, across accounts.
+    pub fn totals(&self) -> Arc<Totals> {
+        self.totals.clone()
     }
 
     pub fn account(&self, name: &str, site_days: u64, budget: Budget) -> AccountProgress {
+        self.totals
+            .site_days
+            .fetch_add(site_days, Ordering::Relaxed);
         let bar = self.bars.as_ref().map(|multi| {
             let bar = multi.add(ProgressBar::new(site_days));
             bar.set_style(
@@ -46,6 +66,7 @@ impl Progress {
             bar
         });
         AccountProgress {
+            totals: self.totals.clone(),
             name: name.to_owned(),
             bar,
             budget,
@@ -61,6 +82,7 @@ impl Progress {
 
 /// Progress of one account's sync.
 pub struct AccountProgress {
+    totals: Arc<Totals>,
     name: String,
     bar: Option<ProgressBar>,
     budget: Budget,
@@ -85,6 +107,7 @@ impl AccountProgress {
 
     fn advance(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.totals.finished.fetch_add(1, Ordering::Relaxed);
         let pages = self.pages.load(Ordering::Relaxed);
         let requests = self.requests.load(Ordering::Relaxed);
         if let Some(bar) = &self.bar {

@@ -347,6 +347,7 @@ impl Syncer {
         );
         let limited_before = budget.stats().rate_limited;
         let client = match Client::new(
+            &settings.name,
             &api.base_url,
             &settings.api_id,
             &settings.api_key,
@@ -433,6 +434,7 @@ impl Syncer {
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match result {
                         Ok(report) => {
+                            crate::metrics::site_day(export.account.as_str(), "done", report.write.inserted, report.write.updated);
                             s.done += 1;
                             add(&mut s, &report);
                             bar.day_done(&report);
@@ -449,6 +451,7 @@ impl Syncer {
                         }
                         Err(ExportError::Cancelled) => {}
                         Err(e) => {
+                            crate::metrics::site_day(export.account.as_str(), "failed", 0, 0);
                             tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "site-day failed");
                             bar.day_failed();
                             s.failures.push(Failure {

@@ -12,7 +12,7 @@ use url::Url;
 use super::error::ApiError;
 use super::model::{JobData, SiteEntry};
 use crate::budget::{Budget, Closed, Priority};
-use crate::domain::{ApiId, ExportWindow, SiteCode};
+use crate::domain::{AccountName, ApiId, ExportWindow, SiteCode};
 
 /// The page size the export endpoint requires.
 pub const PAGE_SIZE: u32 = 100;
@@ -33,6 +33,8 @@ pub struct Client {
     http: reqwest::Client,
     base_url: Url,
     budget: Budget,
+    /// The account's configured name, for metrics.
+    account: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Client {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub fn new(
+        account: &AccountName,
         base_url: &Url,
         api_id: &ApiId,
         api_key: &SecretString,
@@ -77,6 +80,7 @@ impl Client {
             http,
             base_url,
             budget,
+            account: account.as_str().into(),
         })
     }
 
@@ -96,6 +100,7 @@ impl Client {
         lane: &str,
         request: RequestBuilder,
     ) -> Result<Value, ApiError> {
+        let asked = std::time::Instant::now();
         self.budget
             .acquire(priority, lane)
             .await
@@ -103,10 +108,15 @@ impl Client {
                 endpoint,
                 problem: "shutting down".into(),
             })?;
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport { endpoint, source })?;
+        crate::metrics::budget_wait(&self.account, asked.elapsed());
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(source) => {
+                crate::metrics::api_request(&self.account, endpoint, "error");
+                return Err(ApiError::Transport { endpoint, source });
+            }
+        };
+        crate::metrics::api_request(&self.account, endpoint, response.status().as_str());
         self.body(endpoint, response).await
     }
 

@@ -145,3 +145,176 @@ pub struct RunProgress {
 fn zone_name<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(tz.name())
 }
+
+/// What the snapshot is taken for, beyond the database.
+#[derive(Debug, Clone)]
+pub struct SnapshotContext {
+    pub now: DateTime<Utc>,
+    pub stale_after: std::time::Duration,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<RunFigures>,
+    pub current_run: Option<RunProgress>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SiteRow {
+    account: String,
+    code: String,
+    name: Option<String>,
+    effective_timezone: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct DayRow {
+    account: String,
+    site_code: String,
+    business_date: NaiveDate,
+    status: String,
+    transactions: i32,
+    attempts: i32,
+    last_error: Option<String>,
+}
+
+impl Snapshot {
+    /// Read the picture of the configured accounts and sites from the database.
+    pub async fn load(
+        pool: &sqlx::PgPool,
+        settings: &crate::configuration::Settings,
+        context: SnapshotContext,
+    ) -> sqlx::Result<Snapshot> {
+        use std::collections::{HashMap, HashSet};
+
+        let now = context.now;
+        let catch_up_days = settings.schedule.catch_up_days;
+        let sites: Vec<SiteRow> = sqlx::query_as(
+            "SELECT DISTINCT ON (account, code) account, code, name, effective_timezone
+               FROM sonnys.sites WHERE code <> ''
+              ORDER BY account, code, updated_at DESC",
+        )
+        .fetch_all(pool)
+        .await?;
+        let shown = DAYS_SHOWN.max(catch_up_days as usize) as u64 + 2;
+        let since = now.date_naive() - chrono::Days::new(shown);
+        let rows: Vec<DayRow> = sqlx::query_as(
+            "SELECT account, site_code, business_date, status, transactions, attempts, last_error
+               FROM sonnys.sync_days WHERE business_date >= $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        let last_done: Vec<(String, String, NaiveDate)> = sqlx::query_as(
+            "SELECT account, site_code, max(business_date) FROM sonnys.sync_days
+              WHERE status = 'done' GROUP BY account, site_code",
+        )
+        .fetch_all(pool)
+        .await?;
+        let last_done: HashMap<(&str, &str), NaiveDate> = last_done
+            .iter()
+            .map(|(a, s, d)| ((a.as_str(), s.as_str()), *d))
+            .collect();
+        let mut days: HashMap<(&str, &str), HashMap<NaiveDate, &DayRow>> = HashMap::new();
+        for row in &rows {
+            days.entry((row.account.as_str(), row.site_code.as_str()))
+                .or_default()
+                .insert(row.business_date, row);
+        }
+
+        let mut accounts = Vec::new();
+        for account in &settings.accounts {
+            let wanted: Option<HashSet<&str>> = account
+                .sites
+                .as_ref()
+                .map(|codes| codes.iter().map(|c| c.as_str()).collect());
+            let mut site_statuses = Vec::new();
+            for site in sites.iter().filter(|s| {
+                s.account == account.name.as_str()
+                    && wanted.as_ref().map_or(true, |w| w.contains(s.code.as_str()))
+            }) {
+                let timezone: Tz = site.effective_timezone.parse().unwrap_or(chrono_tz::UTC);
+                let key = (site.account.as_str(), site.code.as_str());
+                let empty = HashMap::new();
+                let recorded = days.get(&key).unwrap_or(&empty);
+                let last_done = last_done.get(&key).copied();
+                let data_complete_until =
+                    last_done.map(|d| crate::domain::BusinessDay::new(d, timezone).end_exclusive());
+                let stale = data_complete_until
+                    .map_or(true, |t| (now - t).to_std().unwrap_or_default() > context.stale_after);
+                let today = crate::domain::BusinessDay::of(now, timezone).date;
+                let cells = (0..DAYS_SHOWN as u64)
+                    .rev()
+                    .map(|back| today - chrono::Days::new(back))
+                    .map(|date| {
+                        let row = recorded.get(&date);
+                        let state = match row.map(|r| r.status.as_str()) {
+                            Some("done") => DayState::Done,
+                            Some("failed") => DayState::Failed,
+                            Some("running") => DayState::Running,
+                            _ if !crate::domain::BusinessDay::new(date, timezone)
+                                .is_complete(now) =>
+                            {
+                                DayState::NotEnded
+                            }
+                            _ => DayState::Missing,
+                        };
+                        DayCell {
+                            date,
+                            state,
+                            transactions: row.map(|r| r.transactions),
+                            error: row
+                                .filter(|r| r.status != "done")
+                                .and_then(|r| r.last_error.clone()),
+                        }
+                    })
+                    .collect();
+                let last_ended = crate::sync::last_ended_day(timezone, now);
+                let first = last_ended - chrono::Days::new(u64::from(catch_up_days.max(1)) - 1);
+                let missing = crate::sync::dates(first, last_ended)
+                    .filter(|d| recorded.get(d).map_or(true, |r| r.status != "done"))
+                    .collect();
+                let mut failed: Vec<FailedDay> = recorded
+                    .values()
+                    .filter(|r| r.status == "failed")
+                    .map(|r| FailedDay {
+                        date: r.business_date,
+                        error: r.last_error.clone().unwrap_or_default(),
+                        attempts: r.attempts,
+                    })
+                    .collect();
+                failed.sort_by_key(|f| f.date);
+                site_statuses.push(SiteStatus {
+                    code: site.code.clone(),
+                    name: site.name.clone().unwrap_or_default(),
+                    timezone,
+                    last_done,
+                    data_complete_until,
+                    stale,
+                    missing,
+                    failed,
+                    days: cells,
+                });
+            }
+            accounts.push(AccountStatus {
+                name: account.name.to_string(),
+                sites: site_statuses,
+            });
+        }
+        Ok(Snapshot {
+            generated_at: now,
+            next_run: context.next_run,
+            schedule_timezone: settings.schedule.schedule.timezone(),
+            catch_up_days,
+            stale_after_seconds: context.stale_after.as_secs(),
+            last_run: context.last_run,
+            current_run: context.current_run,
+            accounts,
+        })
+    }
+
+    /// Whether any configured site has a day to export in the catch-up
+    /// range, or an account has no known sites yet (its first run).
+    pub fn any_day_due(&self) -> bool {
+        self.accounts
+            .iter()
+            .any(|a| a.sites.is_empty() || a.sites.iter().any(|s| !s.missing.is_empty()))
+    }
+}
