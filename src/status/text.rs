@@ -33,23 +33,28 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
         )?;
     }
     match &snapshot.last_run {
-        Some(run) => writeln!(
-            out,
-            "last run {}, finished {}: {} done, {} failed of {} site-days; \
-             {} transactions ({} new, {} changed); {} pages, {} requests, {} rate-limited (429); took {}",
-            one_line(&run.outcome),
-            local(run.finished_at, zone),
-            count(run.done),
-            count(run.failed),
-            count(run.site_days),
-            count(run.transactions),
-            count(run.inserted),
-            count(run.updated),
-            count(run.pages),
-            count(run.requests),
-            count(run.rate_limited),
-            elapsed(run.finished_at - run.started_at),
-        )?,
+        Some(run) => {
+            writeln!(
+                out,
+                "last run {}, finished {} after {}: {} done, {} failed of {} site-days",
+                one_line(&run.outcome),
+                local(run.finished_at, zone),
+                elapsed(run.finished_at - run.started_at),
+                count(run.done),
+                count(run.failed),
+                count(run.site_days),
+            )?;
+            writeln!(
+                out,
+                "  {} transactions ({} new, {} changed); {} pages, {} requests, {} rate-limited (429)",
+                count(run.transactions),
+                count(run.inserted),
+                count(run.updated),
+                count(run.pages),
+                count(run.requests),
+                count(run.rate_limited),
+            )?;
+        }
         None => writeln!(out, "no finished run yet")?,
     }
 
@@ -209,8 +214,13 @@ mod tests {
         );
         let last = lines.next().unwrap();
         assert!(last.starts_with("last run failed"), "{last}");
-        assert!(last.contains("12,345 transactions"), "{last}");
-        assert!(last.contains("took 14m 3s"), "{last}");
+        assert!(
+            last.contains("after 14m 3s: 38 done, 2 failed of 40"),
+            "{last}"
+        );
+        let figures = lines.next().unwrap();
+        assert!(figures.contains("12,345 transactions"), "{figures}");
+        assert!(figures.contains("3 rate-limited (429)"), "{figures}");
     }
 
     #[test]
