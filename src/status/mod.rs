@@ -3,8 +3,12 @@
 //! next scheduled run and the last run's figures. One [`Snapshot`] feeds the
 //! status page of the service ([`page`]) and `sonnys-etl status` ([`text`]).
 
+mod format;
 pub mod page;
 pub mod text;
+
+#[cfg(test)]
+mod fixture;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

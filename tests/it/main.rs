@@ -6,5 +6,6 @@ mod config;
 mod pgserver;
 mod report;
 mod simulator;
+mod status_page;
 mod support;
 mod sync;

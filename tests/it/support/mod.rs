@@ -10,6 +10,7 @@
 //! Test databases are left behind (a test may still be using its pool when
 //! it finishes); each run drops those whose test process has exited.
 
+pub mod chromium;
 mod database;
 
 pub use database::{test_db, TestDb};
