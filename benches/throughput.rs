@@ -357,6 +357,7 @@ async fn reference_client(
         guard: GUARD,
     });
     let client = Client::new(
+        &sonnys_etl::domain::AccountName::parse(account).unwrap(),
         &url::Url::parse(&sim.base_url())?,
         &ApiId::parse(&a.api_id).unwrap(),
         &secrecy::SecretString::from(a.api_key.clone()),
