@@ -479,6 +479,13 @@ impl Service {
             requests: sum(|a| a.requests),
             rate_limited: sum(|a| a.rate_limited),
         };
+        *self
+            .shared
+            .last_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(figures.clone());
+        // The figures are in place before the run is reported finished.
+        self.refresh_site_gauges().await;
         tracing::info!(
             outcome,
             site_days = figures.site_days,
@@ -495,12 +502,6 @@ impl Service {
         for line in summary.to_string().lines() {
             tracing::info!("{line}");
         }
-        *self
-            .shared
-            .last_run
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(figures);
-        self.refresh_site_gauges().await;
     }
 
     /// `sonnys_etl_site_last_success_timestamp_seconds` from the database.

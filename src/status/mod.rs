@@ -232,7 +232,9 @@ impl Snapshot {
             let mut site_statuses = Vec::new();
             for site in sites.iter().filter(|s| {
                 s.account == account.name.as_str()
-                    && wanted.as_ref().map_or(true, |w| w.contains(s.code.as_str()))
+                    && wanted
+                        .as_ref()
+                        .map_or(true, |w| w.contains(s.code.as_str()))
             }) {
                 let timezone: Tz = site.effective_timezone.parse().unwrap_or(chrono_tz::UTC);
                 let key = (site.account.as_str(), site.code.as_str());
@@ -241,8 +243,9 @@ impl Snapshot {
                 let last_done = last_done.get(&key).copied();
                 let data_complete_until =
                     last_done.map(|d| crate::domain::BusinessDay::new(d, timezone).end_exclusive());
-                let stale = data_complete_until
-                    .map_or(true, |t| (now - t).to_std().unwrap_or_default() > context.stale_after);
+                let stale = data_complete_until.map_or(true, |t| {
+                    (now - t).to_std().unwrap_or_default() > context.stale_after
+                });
                 let today = crate::domain::BusinessDay::of(now, timezone).date;
                 let cells = (0..DAYS_SHOWN as u64)
                     .rev()

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod pgserver;
 mod report;
+mod service;
 mod simulator;
 mod status_page;
 mod support;

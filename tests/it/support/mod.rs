@@ -30,3 +30,5 @@ pub fn server_tempdir() -> tempfile::TempDir {
 mod app;
 
 pub use app::{fast_simulator, TestApp};
+
+pub mod service;

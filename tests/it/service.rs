@@ -1,0 +1,452 @@
+//! `sonnys-etl run`, the real binary, against the simulator and a real
+//! PostgreSQL: catch-up on start, the lookback picking up a late void,
+//! skipped ticks, SIGTERM and SIGHUP, the systemd notifications, /metrics
+//! against the simulator's own count, /readyz across a database outage and
+//! the status page in a real browser.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use sonnys_etl::domain::parse_timezone;
+use sonnys_etl::simulator::SimulatorConfig;
+use sonnys_etl::sync::last_ended_day;
+
+use crate::support::service::{ConfigFile, ServiceProcess};
+use crate::support::{fast_simulator, TestApp};
+
+const SITES: [(&str, &str); 5] = [
+    ("northside", "N01"),
+    ("northside", "N02"),
+    ("northside", "N03"),
+    ("desert", "D01"),
+    ("desert", "D02"),
+];
+
+/// A cron expression that fires once a year: only the start-up run happens.
+const YEARLY: &str = "0 0 4 1 1 *";
+
+fn service_toml(app: &TestApp, cron: &str, catch_up_days: u32, lookback_days: u32) -> String {
+    format!(
+        "{}\n[schedule]\ncron = \"{cron}\"\ntimezone = \"America/Chicago\"\ncatch_up_days = {catch_up_days}\nlookback_days = {lookback_days}\n\n[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n",
+        app.config_toml(20, Duration::from_millis(600))
+    )
+}
+
+/// The last `n` ended business days of a site, oldest first.
+fn recent_days(app: &TestApp, account: &str, code: &str, n: u64) -> Vec<NaiveDate> {
+    let site = app.site(account, code);
+    let zone = site
+        .timezone
+        .unwrap_or_else(|| app.account(account).timezone);
+    let last = last_ended_day(parse_timezone(&zone).unwrap(), Utc::now());
+    (0..n)
+        .rev()
+        .map(|back| last - chrono::Days::new(back))
+        .collect()
+}
+
+async fn stored(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM sonnys.transactions WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account)
+    .bind(code)
+    .bind(date)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+async fn day_status(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account)
+    .bind(code)
+    .bind(date)
+    .fetch_optional(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+/// Every site's last `days` ended days are done and hold exactly what the
+/// simulator serves.
+async fn assert_caught_up(app: &TestApp, days: u64) {
+    for (account, code) in SITES {
+        for date in recent_days(app, account, code, days) {
+            assert_eq!(
+                day_status(app, account, code, date).await.as_deref(),
+                Some("done"),
+                "{account} {code} {date}"
+            );
+            assert_eq!(
+                stored(app, account, code, date).await as usize,
+                app.served(account, code, date).len(),
+                "{account} {code} {date}"
+            );
+        }
+    }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_service_catches_up_on_start_picks_up_a_late_void_on_a_later_tick_and_shows_it_all() {
+    let app = TestApp::start(fast_simulator()).await;
+    let config = ConfigFile::new(&service_toml(&app, "*/2 * * * * *", 3, 1));
+    let mut service = ServiceProcess::start(&config.path, &[]);
+    let endpoint = service.endpoint().await;
+
+    // On start, without waiting for a tick, every due day is exported.
+    service
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    assert_caught_up(&app, 3).await;
+
+    // A transaction of yesterday is voided after it was exported: the
+    // lookback re-exports yesterday on the next ticks.
+    let yesterday = *recent_days(&app, "northside", "N01", 1).last().unwrap();
+    let id = app.served("northside", "N01", yesterday)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(app
+        .simulator()
+        .update_transaction("northside-demo", &id, |t| {
+            t["transactionStatus"] = "Voided".into();
+        }));
+    app.simulator().clear_job_cache();
+    let runs = service.count("run finished");
+    service
+        .wait_for("run finished", runs + 2, Duration::from_secs(60))
+        .await;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT transaction_status FROM sonnys.transactions WHERE account = 'northside' AND id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status.as_deref(), Some("Voided"));
+
+    // The probes answer.
+    assert_eq!(get(&format!("{endpoint}/livez")).await.0, 200);
+    assert_eq!(get(&format!("{endpoint}/readyz")).await.0, 200);
+
+    // The status page in a real browser: a row per site, each with 30 days,
+    // the caught-up ones green.
+    let page = format!("{endpoint}/");
+    if let Some(rendered) =
+        tokio::task::spawn_blocking(move || crate::support::chromium::render(&page))
+            .await
+            .unwrap()
+    {
+        let dom = scraper::Html::parse_document(&rendered.dom);
+        for (_, code) in SITES {
+            let row = scraper::Selector::parse(&format!("[data-site=\"{code}\"]")).unwrap();
+            let cells = scraper::Selector::parse(".cell").unwrap();
+            // The lookback day may be being exported again right now.
+            let done = scraper::Selector::parse(".cell.done, .cell.running").unwrap();
+            let row = dom
+                .select(&row)
+                .next()
+                .unwrap_or_else(|| panic!("no row for {code}"));
+            assert_eq!(row.select(&cells).count(), 30, "{code}");
+            assert!(row.select(&done).count() >= 3, "{code}");
+        }
+        let png = std::fs::read(&rendered.screenshot).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    }
+
+    // `status` says the same on the terminal, and flags data older than asked.
+    let status = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"));
+        command
+            .arg("--config")
+            .arg(&config.path)
+            .arg("status")
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1");
+        command.output().unwrap()
+    };
+    let fresh = status(&[]);
+    let out = String::from_utf8_lossy(&fresh.stdout);
+    assert!(fresh.status.success(), "{out}");
+    assert!(SITES.iter().all(|(_, code)| out.contains(code)), "{out}");
+    let strict = status(&["--stale-after", "1s", "--format", "json"]);
+    assert_eq!(strict.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(json["accounts"].as_array().unwrap().len(), 2);
+
+    // SIGHUP with a broken file: refused, the service goes on.
+    config.write("[schedule]\ncron = \"every night\"\n");
+    service.signal("HUP");
+    service
+        .wait_for(
+            "the new configuration is invalid",
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(get(&format!("{endpoint}/livez")).await.0, 200);
+    let runs = service.count("run finished");
+    service
+        .wait_for("run finished", runs + 1, Duration::from_secs(60))
+        .await;
+
+    service.signal("TERM");
+    let exit = service.exit(Duration::from_secs(30)).await.expect("exits");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn ticks_during_a_long_run_are_skipped_and_runs_never_overlap() {
+    let app = TestApp::start(SimulatorConfig {
+        build_latency: Duration::from_millis(700),
+        ..fast_simulator()
+    })
+    .await;
+    let config = ConfigFile::new(&service_toml(&app, "* * * * * *", 4, 0));
+    let mut service = ServiceProcess::start(&config.path, &[]);
+    service
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    service
+        .wait_for("scheduled tick skipped", 2, Duration::from_secs(60))
+        .await;
+    service.signal("TERM");
+    assert!(service
+        .exit(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .success());
+
+    let mut open = 0;
+    for line in service.log() {
+        if line.contains("run started") {
+            open += 1;
+            assert_eq!(
+                open,
+                1,
+                "a run started while another was going:\n{}",
+                service.log().join("\n")
+            );
+        } else if line.contains("run finished") {
+            open -= 1;
+        }
+    }
+    assert_caught_up(&app, 4).await;
+}
+
+#[tokio::test]
+async fn sigterm_mid_export_exits_0_with_committed_pages_intact_and_the_next_start_finishes_the_days(
+) {
+    let app = TestApp::start(SimulatorConfig {
+        build_latency: Duration::from_millis(300),
+        ..fast_simulator()
+    })
+    .await;
+    let config = ConfigFile::new(&service_toml(&app, YEARLY, 5, 0));
+    let notifications = tempfile::tempdir().unwrap();
+    let socket_path = notifications.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut service = ServiceProcess::start(
+        &config.path,
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+    );
+    let mut heard = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    // READY=1 comes after the migrations and the first schedule.
+    while !heard.iter().any(|m: &String| m.contains("READY=1")) {
+        let n = tokio::time::timeout(Duration::from_secs(60), socket.recv(&mut buf))
+            .await
+            .expect("READY=1 within a minute")
+            .unwrap();
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+
+    // Stop as soon as some pages are committed and some days are not done.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (pages, open): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(pages), 0)::bigint, count(*) FILTER (WHERE status <> 'done') FROM sonnys.sync_days",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        if pages >= 3 && open > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pages committed within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.signal("TERM");
+    let exit = service
+        .exit(Duration::from_secs(25))
+        .await
+        .expect("exits within the shutdown timeout");
+    assert!(exit.success(), "{exit:?}\n{}", service.log().join("\n"));
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await
+    {
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(heard.iter().any(|m| m.contains("STATUS=")), "{heard:?}");
+    assert!(heard.last().unwrap().contains("STOPPING=1"), "{heard:?}");
+
+    // Every committed page is whole: each day holds exactly the transactions
+    // its ledger row counted, and no day is left `running`.
+    let rows: Vec<(String, String, NaiveDate, String, i32)> = sqlx::query_as(
+        "SELECT account, site_code, business_date, status, transactions FROM sonnys.sync_days",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        rows.iter().any(|r| r.3 != "done"),
+        "the run finished before the signal"
+    );
+    for (account, code, date, status, transactions) in &rows {
+        assert_ne!(status, "running", "{account} {code} {date}");
+        assert_eq!(
+            stored(&app, account, code, *date).await,
+            i64::from(*transactions),
+            "{account} {code} {date} ({status})"
+        );
+    }
+
+    // The next start finishes the interrupted days.
+    let mut again = ServiceProcess::start(&config.path, &[]);
+    again
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    assert_caught_up(&app, 5).await;
+    again.signal("TERM");
+    assert!(again.exit(Duration::from_secs(30)).await.unwrap().success());
+}
+
+#[tokio::test]
+async fn metrics_count_every_request_the_simulator_saw() {
+    let app = TestApp::start(fast_simulator()).await;
+    let config = ConfigFile::new(&service_toml(&app, YEARLY, 2, 0));
+    let mut service = ServiceProcess::start(&config.path, &[]);
+    let endpoint = service.endpoint().await;
+    service
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+
+    let (status, body) = get(&format!("{endpoint}/metrics")).await;
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text format");
+    let mut requests: HashMap<String, f64> = HashMap::new();
+    let mut names = std::collections::HashSet::new();
+    for sample in &scrape.samples {
+        names.insert(sample.metric.as_str());
+        if sample.metric == "sonnys_etl_api_requests_total" {
+            let prometheus_parse::Value::Counter(n) = sample.value else {
+                panic!("{sample:?} is not a counter")
+            };
+            *requests
+                .entry(sample.labels["account"].to_owned())
+                .or_default() += n;
+        }
+    }
+    for (account, api_id) in [("northside", "northside-demo"), ("desert", "desert-demo")] {
+        assert_eq!(
+            requests.get(account).copied().unwrap_or_default() as u64,
+            app.simulator().counters(api_id).requests,
+            "{account}"
+        );
+    }
+    for name in [
+        "sonnys_etl_site_days_total",
+        "sonnys_etl_transactions_written_total",
+        "sonnys_etl_budget_wait_seconds",
+        "sonnys_etl_runs_total",
+        "sonnys_etl_run_duration_seconds",
+        "sonnys_etl_site_last_success_timestamp_seconds",
+        "sonnys_etl_next_run_timestamp_seconds",
+    ] {
+        assert!(
+            names.contains(name),
+            "{name} missing from /metrics:\n{body}"
+        );
+    }
+    service.signal("TERM");
+    assert!(service
+        .exit(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test]
+async fn readyz_turns_503_while_the_database_is_down_and_200_when_it_returns() {
+    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = crate::support::server_tempdir();
+    let server = PrivatePostgres::start_with(dir.path(), Options::EPHEMERAL)
+        .await
+        .expect("a private PostgreSQL");
+    let url = server.url("postgres");
+    let toml = service_toml(&app, YEARLY, 1, 0).replace(&app.db.url, &url);
+    let config = ConfigFile::new(&toml);
+    let mut service = ServiceProcess::start(&config.path, &[]);
+    let endpoint = service.endpoint().await;
+    let readyz = format!("{endpoint}/readyz");
+
+    let until = |want: u16, within: Duration| {
+        let readyz = readyz.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + within;
+            loop {
+                let (status, body) = get(&readyz).await;
+                if status == want {
+                    return body;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "/readyz still {status} ({body}) after {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until(200, Duration::from_secs(60)).await;
+
+    server.stop().expect("stop PostgreSQL");
+    let reason = until(503, Duration::from_secs(5)).await;
+    assert!(reason.contains("database"), "{reason}");
+    assert_eq!(get(&format!("{endpoint}/livez")).await.0, 200);
+
+    let server = PrivatePostgres::start_with(dir.path(), Options::EPHEMERAL)
+        .await
+        .expect("restart PostgreSQL");
+    assert_eq!(
+        server.url("postgres"),
+        url,
+        "the server came back on its port"
+    );
+    until(200, Duration::from_secs(15)).await;
+
+    service.signal("TERM");
+    assert!(service
+        .exit(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .success());
+    server.stop().unwrap();
+}
