@@ -12,6 +12,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::model::{JobData, JobStatus, Transaction};
 use crate::api::{ApiError, Client, Disposition, JobHash};
@@ -165,7 +166,10 @@ impl AccountExport {
             requests: AtomicU64::new(0),
             report: Mutex::new(DayReport::default()),
         };
-        let result = run.run().await;
+        let result = run
+            .run()
+            .instrument(tracing::info_span!("day", day = %day.date))
+            .await;
         let requests = run.requests.load(Ordering::Relaxed);
         let error = result.as_ref().err().map(|e| e.to_string());
         store::finish_day(
@@ -198,13 +202,16 @@ impl DayExport<'_> {
         // build off the day's critical path. A smaller window wastes that
         // one submit (it is never polled).
         let (first, second) = tokio::join!(
-            self.fetch_page(window, 1, Priority::Open, None),
+            self.fetch_page(window, 1, Priority::Open, None)
+                .instrument(tracing::info_span!("page", page = 1)),
             self.submit(window, 2, Priority::Open)
         );
         let first = first?;
         let ahead = Mutex::new(second.ok());
         let mut total = first.total;
-        self.store(1, first).await?;
+        self.store(1, first)
+            .instrument(tracing::info_span!("page", page = 1))
+            .await?;
         let mut done = 1u64;
         // `total` may grow between builds (late transactions): keep going
         // until every page the largest total implies is stored.
@@ -217,6 +224,7 @@ impl DayExport<'_> {
             stream::iter(done + 1..=pages)
                 .map(|page| {
                     let (seen, ahead) = (&seen, &ahead);
+                    let span = tracing::info_span!("page", page);
                     async move {
                         let page = page as u32;
                         let job = if page == 2 {
@@ -230,6 +238,7 @@ impl DayExport<'_> {
                         seen.fetch_max(data.total, Ordering::Relaxed);
                         self.store(page, data).await
                     }
+                    .instrument(span)
                 })
                 .buffer_unordered(LOOKAHEAD)
                 .try_collect::<()>()
@@ -237,7 +246,7 @@ impl DayExport<'_> {
             done = pages;
             let grown = seen.load(Ordering::Relaxed);
             if grown > total {
-                tracing::warn!(site = %self.site.code, day = %self.day, total, grown, "the day grew during its export; fetching the new pages");
+                tracing::warn!(total, grown, "the day grew during its export; fetching the new pages");
             }
             total = grown;
         }
@@ -259,7 +268,7 @@ impl DayExport<'_> {
             &records,
         )
         .await?;
-        tracing::debug!(site = %self.site.code, day = %self.day, page, records = records.len(),
+        tracing::debug!(records = records.len(),
             inserted = write.inserted, updated = write.updated, "page stored");
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.transactions += records.len() as u64;
@@ -336,7 +345,7 @@ impl DayExport<'_> {
                         }
                         JobStatus::Fail => {
                             resubmits += 1;
-                            tracing::warn!(site = %self.site.code, day = %self.day, page, %hash, resubmits, "export job failed; submitting again");
+                            tracing::warn!(page, %hash, resubmits, "export job failed; submitting again");
                             if resubmits > MAX_RESUBMITS {
                                 return Err(ExportError::JobFailed {
                                     page,
@@ -349,7 +358,7 @@ impl DayExport<'_> {
                     },
                     Err(ExportError::Api(e)) if e.disposition() == Disposition::Resubmit => {
                         resubmits += 1;
-                        tracing::warn!(site = %self.site.code, day = %self.day, page, %hash, error = %e, "export job expired; submitting again");
+                        tracing::warn!(page, %hash, error = %e, "export job expired; submitting again");
                         if resubmits > MAX_RESUBMITS {
                             return Err(e.into());
                         }

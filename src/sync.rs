@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::model::SiteEntry;
 use crate::api::Client;
@@ -306,7 +307,11 @@ impl Syncer {
             plan.accounts.is_empty() || plan.accounts.iter().any(|n| n == a.name.as_str())
         });
         let summaries =
-            join_all(accounts.map(|a| self.run_account(a, plan, shutdown, progress))).await;
+            join_all(accounts.map(|a| {
+                self.run_account(a, plan, shutdown, progress)
+                    .instrument(tracing::info_span!("account", account = %a.name))
+            }))
+            .await;
         // A code stays unknown only if every account answered its site list.
         let unknown_sites = if summaries.iter().any(|a| a.stopped.is_some()) {
             Vec::new()
@@ -375,7 +380,7 @@ impl Syncer {
                 sites
             }
             Err(e) => {
-                tracing::error!(account = %settings.name, error = %e, "cannot list the account's sites; skipping the account");
+                tracing::error!(error = %e, "cannot list the account's sites; skipping the account");
                 summary.stopped = Some(e);
                 summary.elapsed = started.elapsed();
                 return summary;
@@ -417,6 +422,7 @@ impl Syncer {
             let export = &export;
             let summary = &summary;
             let bar = &bar;
+            let span = tracing::info_span!("site", site = %site.code);
             async move {
                 let Ok(_permit) = self.sites_running.acquire().await else { return };
                 // A few days at once, so the site always has requests queued
@@ -438,13 +444,13 @@ impl Syncer {
                             s.done += 1;
                             add(&mut s, &report);
                             bar.day_done(&report);
-                            tracing::debug!(account = %export.account, site = %site.code, day = %day, transactions = report.transactions,
+                            tracing::debug!(day = %day, transactions = report.transactions,
                                 pages = report.pages, requests = report.requests, inserted = report.write.inserted,
                                 updated = report.write.updated, "site-day done");
                         }
                         Err(e) if e.stops_account() => {
                             if s.stopped.is_none() {
-                                tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "the API refused the account; stopping its work");
+                                tracing::error!(day = %day, error = %e, "the API refused the account; stopping its work");
                                 s.stopped = Some(e.to_string());
                             }
                             export.cancel.cancel();
@@ -452,7 +458,7 @@ impl Syncer {
                         Err(ExportError::Cancelled) => {}
                         Err(e) => {
                             crate::metrics::site_day(export.account.as_str(), "failed", 0, 0);
-                            tracing::error!(account = %export.account, site = %site.code, day = %day, error = %e, "site-day failed");
+                            tracing::error!(day = %day, error = %e, "site-day failed");
                             bar.day_failed();
                             s.failures.push(Failure {
                                 site: site.code.to_string(),
@@ -463,6 +469,7 @@ impl Syncer {
                     }
                 }
             }
+            .instrument(span)
         }))
         .await;
         bar.finish();
@@ -557,14 +564,14 @@ fn add(summary: &mut AccountSummary, report: &DayReport) {
 /// account's, else UTC. Virtual sites without a code cannot be exported alone.
 fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
     let Some(code) = entry.code.as_deref().and_then(SiteCode::parse) else {
-        tracing::info!(account = %account.name, site_id = entry.site_id, "skipping a site without a code (a virtual site)");
+        tracing::info!(site_id = entry.site_id, "skipping a site without a code (a virtual site)");
         return None;
     };
     let fallback = account.timezone.unwrap_or(chrono_tz::UTC);
     let timezone = match entry.timezone.as_deref().map(parse_timezone) {
         Some(Ok(tz)) => tz,
         Some(Err(problem)) => {
-            tracing::warn!(account = %account.name, site = %code, %problem, fallback = fallback.name(), "the site's time zone is unknown; using the account's");
+            tracing::warn!(site = %code, %problem, fallback = fallback.name(), "the site's time zone is unknown; using the account's");
             fallback
         }
         None => fallback,
