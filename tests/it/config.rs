@@ -115,3 +115,136 @@ fn api_keys_never_show_in_debug_output_or_errors() {
     .unwrap_err();
     assert!(!e.contains("s3cret-key-a"));
 }
+
+fn load_file(path: &std::path::Path, env: &[(&str, &str)]) -> Result<Settings, String> {
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::load(&Sources {
+        file: Some(path),
+        env,
+        keys: sonnys_etl::configuration::Keys::Required,
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_shipped_configuration_files_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys = [
+        ("SONNYS_BRAND_A_API_KEY", "a"),
+        ("NORTHSIDE_DEMO_KEY", "n"),
+        ("DESERT_DEMO_KEY", "d"),
+    ];
+    let brand_b = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(brand_b.path(), "b").unwrap();
+    let example = std::fs::read_to_string(root.join("config/example.toml"))
+        .unwrap()
+        .replace(
+            "/run/secrets/sonnys-brand-b",
+            brand_b.path().to_str().unwrap(),
+        );
+    let example = load(&example, &keys).unwrap();
+    assert_eq!(example.schedule.schedule.expression(), "0 30 3 * * *");
+    assert_eq!(
+        example.server.listen,
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
+    for file in ["config/simulator.toml", "config/compose.toml"] {
+        load_file(&root.join(file), &keys).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
+
+#[test]
+fn the_schedule_and_server_sections_name_their_key_when_wrong() {
+    let cases = [
+        ("[schedule]\ncron = \"30 3 * * *\"\n", "schedule.cron", "6"),
+        (
+            "[schedule]\ntimezone = \"Central\"\n",
+            "schedule.timezone",
+            "IANA",
+        ),
+        (
+            "[schedule]\ncatch_up_days = 400\n",
+            "schedule.catch_up_days",
+            "API",
+        ),
+        (
+            "[schedule]\ncatch_up_days = 2\nlookback_days = 3\n",
+            "schedule.lookback_days",
+            "catch_up_days",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"\n",
+            "server.listen",
+            "address",
+        ),
+        (
+            "[server]\nshutdown_timeout = \"0s\"\n",
+            "server.shutdown_timeout",
+            "zero",
+        ),
+    ];
+    for (toml, key, reason) in cases {
+        let e = load(&format!("{toml}{ACCOUNT}"), &[("KEY_A", "k")]).unwrap_err();
+        assert!(e.contains(key) && e.contains(reason), "{toml}: {e}");
+    }
+    let off = load(
+        &format!("[server]\nlisten = \"\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap();
+    assert_eq!(off.server.listen, None);
+}
+
+#[test]
+fn secrets_come_from_systemd_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db-password"), "pa ss/word\n").unwrap();
+    std::fs::write(dir.path().join("brand-a-key"), "s3cret-from-credential\n").unwrap();
+    let creds = dir.path().to_str().unwrap();
+    let toml = "[database]\nurl = \"postgres://sonnys@db.example:5432/sonnys\"\npassword_credential = \"db-password\"\n\n[[accounts]]\nname = \"brand-a\"\napi_id = \"id-a\"\napi_key_credential = \"brand-a-key\"\n";
+    let s = load(toml, &[("CREDENTIALS_DIRECTORY", creds)]).unwrap();
+    let url = url::Url::parse(s.database_url().unwrap()).unwrap();
+    assert_eq!(
+        url.password(),
+        Some("pa%20ss%2Fword"),
+        "the password is put into the URL, escaped"
+    );
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&s.accounts[0].api_key),
+        "s3cret-from-credential"
+    );
+    assert!(!format!("{s:?}").contains("pa ss"));
+
+    let missing = load(toml, &[]).unwrap_err();
+    assert!(
+        missing.contains("database.password_credential")
+            && missing.contains("CREDENTIALS_DIRECTORY"),
+        "{missing}"
+    );
+    std::fs::remove_file(dir.path().join("brand-a-key")).unwrap();
+    let unreadable = load(toml, &[("CREDENTIALS_DIRECTORY", creds)]).unwrap_err();
+    assert!(
+        unreadable.contains("api_key_credential") && unreadable.contains("brand-a-key"),
+        "{unreadable}"
+    );
+}
+
+#[test]
+fn commands_that_never_call_the_api_need_no_key() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(ACCOUNT.as_bytes()).unwrap();
+    let without = Settings::load(
+        &Sources {
+            file: Some(file.path()),
+            env: HashMap::new(),
+            keys: sonnys_etl::configuration::Keys::Required,
+        }
+        .without_keys(),
+    )
+    .unwrap();
+    assert_eq!(without.accounts[0].name.as_str(), "brand-a");
+    assert!(load(ACCOUNT, &[]).unwrap_err().contains("KEY_A"));
+}
