@@ -161,7 +161,9 @@ fn configuration_errors_stop_before_any_request_naming_the_key() {
 
 #[test]
 fn every_command_explains_itself() {
-    for command in ["sync", "migrate", "report", "simulate", "demo"] {
+    for command in [
+        "sync", "run", "status", "probe", "migrate", "report", "simulate", "demo",
+    ] {
         let output = sonnys_etl(&[command, "--help"], &[]);
         assert!(output.status.success(), "{command}");
         assert!(
@@ -249,4 +251,96 @@ async fn sigterm_stops_a_sync_promptly_and_leaves_no_day_marked_running() {
             .await
             .unwrap();
     assert!(done < 5 * 21, "the sync was interrupted, not finished");
+}
+
+#[tokio::test]
+async fn sync_missing_redoes_only_the_days_that_are_not_done() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sonnys-etl.toml");
+    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (
+        (today - chrono::Days::new(4)).to_string(),
+        (today - chrono::Days::new(2)).to_string(),
+    );
+    let config_arg = config.to_str().unwrap().to_owned();
+    let run = move |extra: &'static [&'static str]| {
+        let (config, from, to) = (config_arg.clone(), from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "sync",
+                "--config",
+                &config,
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--account",
+                "desert",
+            ];
+            args.extend_from_slice(extra);
+            sonnys_etl(&args, &[])
+        })
+    };
+    let first = run(&[]).await.unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    // One day failed overnight: only it is exported again.
+    sqlx::query(
+        "UPDATE sonnys.sync_days SET status = 'failed', last_error = 'HTTP 500' WHERE site_code = 'D01' AND business_date = $1",
+    )
+    .bind(today - chrono::Days::new(3))
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT sum(attempts) FROM sonnys.sync_days")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let missing = run(&["--missing"]).await.unwrap();
+    assert!(missing.status.success(), "{}", text(&missing));
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("1 of 1 site-days done"),
+        "{}",
+        text(&missing)
+    );
+    let after: i64 = sqlx::query_scalar("SELECT sum(attempts) FROM sonnys.sync_days")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, before + 1);
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sonnys.sync_days WHERE status <> 'done'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, 0);
+}
+
+#[tokio::test]
+async fn probe_exits_0_on_a_2xx_and_1_otherwise() {
+    let app = TestApp::start(fast_simulator()).await;
+    let base = app.sim.base_url();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ok = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/readyz", axum::routing::get(|| async { "ready" }));
+        axum::serve(listener, app).await.unwrap();
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        assert!(sonnys_etl(&["probe", &ok], &[]).status.success());
+        (
+            sonnys_etl(&["probe", &format!("{base}/site/list")], &[]),
+            sonnys_etl(
+                &["probe", "http://127.0.0.1:9/readyz", "--timeout", "2s"],
+                &[],
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    // /site/list without credentials answers 403.
+    assert_eq!(output.0.status.code(), Some(1), "{}", text(&output.0));
+    assert!(text(&output.0).contains("403"), "{}", text(&output.0));
+    assert_eq!(output.1.status.code(), Some(1));
 }
