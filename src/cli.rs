@@ -119,7 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let settings = load_settings(cli.config.as_deref())?;
-            crate::service::run(cli.config, settings).await?;
+            crate::service::run(crate::service::Reload::From(cli.config), settings).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(args) => {

@@ -39,6 +39,14 @@ pub struct DemoArgs {
     /// (default: a folder in the system's temporary directory).
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// Rehearse the service instead: run `sonnys-etl run` against the
+    /// simulator (a run every minute, the last --days caught up at once,
+    /// the status page and /metrics on --listen) until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the rehearsed service's operations endpoint listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9187")]
+    pub listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -93,13 +101,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sync: SyncSettings {
             max_concurrent_sites: 16,
         },
-        schedule: ScheduleSettings::default(),
+        schedule: ScheduleSettings {
+            schedule: crate::schedule::Schedule::parse("0 * * * * *", chrono_tz::UTC)
+                .map_err(anyhow::Error::msg)?,
+            lookback_days: 1,
+            catch_up_days: args.days,
+        },
         server: ServerSettings {
-            listen: None,
+            listen: Some(args.listen),
             shutdown_timeout: Duration::from_secs(30),
         },
         accounts,
     };
+    if args.serve {
+        println!(
+            "rehearsing the service: status page http://{0}/ , metrics http://{0}/metrics ; a run every minute; Ctrl-C stops",
+            args.listen
+        );
+        crate::service::run(crate::service::Reload::Fixed, settings).await?;
+        running.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // The last `days` days that have ended in every site's zone.
     let to = simulator

@@ -246,7 +246,11 @@ impl DayExport<'_> {
             done = pages;
             let grown = seen.load(Ordering::Relaxed);
             if grown > total {
-                tracing::warn!(total, grown, "the day grew during its export; fetching the new pages");
+                tracing::warn!(
+                    total,
+                    grown,
+                    "the day grew during its export; fetching the new pages"
+                );
             }
             total = grown;
         }
@@ -268,8 +272,12 @@ impl DayExport<'_> {
             &records,
         )
         .await?;
-        tracing::debug!(records = records.len(),
-            inserted = write.inserted, updated = write.updated, "page stored");
+        tracing::debug!(
+            records = records.len(),
+            inserted = write.inserted,
+            updated = write.updated,
+            "page stored"
+        );
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.transactions += records.len() as u64;
         report.pages += 1;

@@ -306,12 +306,11 @@ impl Syncer {
         let accounts = self.settings.accounts.iter().filter(|a| {
             plan.accounts.is_empty() || plan.accounts.iter().any(|n| n == a.name.as_str())
         });
-        let summaries =
-            join_all(accounts.map(|a| {
-                self.run_account(a, plan, shutdown, progress)
-                    .instrument(tracing::info_span!("account", account = %a.name))
-            }))
-            .await;
+        let summaries = join_all(accounts.map(|a| {
+            self.run_account(a, plan, shutdown, progress)
+                .instrument(tracing::info_span!("account", account = %a.name))
+        }))
+        .await;
         // A code stays unknown only if every account answered its site list.
         let unknown_sites = if summaries.iter().any(|a| a.stopped.is_some()) {
             Vec::new()
@@ -564,7 +563,10 @@ fn add(summary: &mut AccountSummary, report: &DayReport) {
 /// account's, else UTC. Virtual sites without a code cannot be exported alone.
 fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
     let Some(code) = entry.code.as_deref().and_then(SiteCode::parse) else {
-        tracing::info!(site_id = entry.site_id, "skipping a site without a code (a virtual site)");
+        tracing::info!(
+            site_id = entry.site_id,
+            "skipping a site without a code (a virtual site)"
+        );
         return None;
     };
     let fallback = account.timezone.unwrap_or(chrono_tz::UTC);

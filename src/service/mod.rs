@@ -115,8 +115,17 @@ struct Running {
     totals: Arc<Totals>,
 }
 
+/// Where SIGHUP reads the configuration again from.
+#[derive(Debug, Clone)]
+pub enum Reload {
+    /// The configuration file (if any) and the environment, as at start.
+    From(Option<PathBuf>),
+    /// Built in (the demo's rehearsal): SIGHUP changes nothing.
+    Fixed,
+}
+
 /// Run the service until a signal stops it.
-pub async fn run(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<()> {
+pub async fn run(reload: Reload, settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     let metrics = match crate::metrics::install() {
         Ok(handle) => Some(handle),
@@ -165,7 +174,7 @@ pub async fn run(config: Option<PathBuf>, settings: Settings) -> anyhow::Result<
     *shared.pool.write().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
 
     let result = Service {
-        config,
+        reload,
         shared: shared.clone(),
         pool,
         shutdown,
@@ -216,7 +225,7 @@ async fn connect(shared: &Shared, shutdown: &CancellationToken) -> Option<PgPool
 }
 
 struct Service {
-    config: Option<PathBuf>,
+    reload: Reload,
     shared: Arc<Shared>,
     pool: PgPool,
     shutdown: CancellationToken,
@@ -525,8 +534,15 @@ impl Service {
     }
 
     fn reload(&self) -> anyhow::Result<Settings> {
-        tracing::info!("SIGHUP: reading the configuration again");
-        Ok(Settings::load(&Sources::process(self.config.as_deref()))?)
+        match &self.reload {
+            Reload::From(file) => {
+                tracing::info!("SIGHUP: reading the configuration again");
+                Ok(Settings::load(&Sources::process(file.as_deref()))?)
+            }
+            Reload::Fixed => {
+                anyhow::bail!("SIGHUP: this configuration is built in; nothing to reload")
+            }
+        }
     }
 
     async fn apply(
