@@ -53,7 +53,7 @@ pub enum ExportError {
     },
     #[error("page {page}: {problem}")]
     Record { page: u32, problem: String },
-    #[error("cancelled")]
+    #[error("interrupted by shutdown; redone at the next run")]
     Cancelled,
 }
 
