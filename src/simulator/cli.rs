@@ -58,6 +58,26 @@ pub struct SimulateArgs {
     /// Name the discount amount "discountAmount" instead of the spec's "discount".
     #[arg(long)]
     pub discount_amount: bool,
+
+    /// Probability (0–1) that a passed page comes with only half its records.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub short_page_rate: f64,
+
+    /// Probability (0–1) that a passed page comes with `data: null`.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub null_data_rate: f64,
+
+    /// Report this `total` on every page instead of the real one.
+    #[arg(long, value_name = "N")]
+    pub absurd_total: Option<u64>,
+
+    /// Share (0–1) of records, always the same ones, with a NUL character in customerName.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub nul_rate: f64,
+
+    /// Share (0–1) of records, always the same ones, dated 9999-12-31 (outside any window).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub out_of_window_rate: f64,
 }
 
 fn probability(text: &str) -> Result<f64, String> {
@@ -87,6 +107,11 @@ impl SimulateArgs {
                 slow: self.slow,
                 empty_strings: !self.no_empty_strings,
                 discount_amount: self.discount_amount,
+                short_page_rate: self.short_page_rate,
+                null_data_rate: self.null_data_rate,
+                absurd_total: self.absurd_total,
+                nul_rate: self.nul_rate,
+                out_of_window_rate: self.out_of_window_rate,
             },
         }
     }

@@ -136,6 +136,19 @@ pub struct Faults {
     pub empty_strings: bool,
     /// Name the discount amount `discountAmount` instead of the spec's `discount`.
     pub discount_amount: bool,
+    /// Probability that a passed page is served with only half of its
+    /// records (a retry may get the whole page).
+    pub short_page_rate: f64,
+    /// Probability that a passed page is served with `data: null`.
+    pub null_data_rate: f64,
+    /// Report this `total` instead of the real one (e.g. 10,000,000).
+    pub absurd_total: Option<u64>,
+    /// Share of records (chosen by id, so the same ones every time) whose
+    /// `customerName` carries a NUL character.
+    pub nul_rate: f64,
+    /// Share of records (chosen by id) whose `completeDate` is 9999-12-31,
+    /// outside any requested window.
+    pub out_of_window_rate: f64,
 }
 
 impl Faults {

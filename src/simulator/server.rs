@@ -407,7 +407,7 @@ async fn get_job_data(
         return Err(ApiError::NotFound);
     };
     let (offset, limit) = (job.offset, job.limit);
-    let answer = |status: &str, data: Vec<Value>, total: usize| {
+    let answer = |status: &str, data: Value, total: usize| {
         Json(json!({ "data": {
             "hash": hash,
             "status": status,
@@ -419,20 +419,48 @@ async fn get_job_data(
     };
     if !job.is_ready(now) {
         counters.polls_working += 1;
-        return Ok(answer("working", Vec::new(), 0));
+        return Ok(answer("working", json!([]), 0));
     }
     match &job.outcome {
-        Outcome::Fail => Ok(answer("fail", Vec::new(), 0)),
+        Outcome::Fail => Ok(answer("fail", json!([]), 0)),
         Outcome::Pass { .. } if roll(&mut state.fault_rng, state.faults.expire_rate) => {
             state.jobs.remove(hash);
             Err(ApiError::NotFound)
         }
         Outcome::Pass { data, total } => {
             let quirks = state.faults.quirks();
-            let data = data.iter().map(|r| render(r, quirks)).collect();
-            Ok(answer("pass", data, *total))
+            let mut data: Vec<Value> = data.iter().map(|r| render(r, quirks)).collect();
+            let faults = state.faults.clone();
+            for record in &mut data {
+                let id = record["id"].as_str().unwrap_or_default().to_owned();
+                if chosen(&id, "nul", faults.nul_rate) {
+                    record["customerName"] = json!("Jane\u{0}Doe");
+                }
+                if chosen(&id, "window", faults.out_of_window_rate) {
+                    record["completeDate"] = json!("9999-12-31T23:59:59.000Z");
+                }
+            }
+            let total = faults
+                .absurd_total
+                .map_or(*total, |t| usize::try_from(t).unwrap_or(usize::MAX));
+            let data = if roll(&mut state.fault_rng, faults.null_data_rate) {
+                Value::Null
+            } else {
+                if data.len() > 1 && roll(&mut state.fault_rng, faults.short_page_rate) {
+                    data.truncate(data.len() / 2);
+                }
+                Value::Array(data)
+            };
+            Ok(answer("pass", data, total))
         }
     }
+}
+
+/// Whether the record `id` is among the `share` chosen for a fault: the
+/// same records every time, so a re-export meets the same faults.
+fn chosen(id: &str, fault: &str, share: f64) -> bool {
+    share > 0.0
+        && (super::chain::str_hash(&format!("{fault}:{id}")) % 10_000) as f64 / 10_000.0 < share
 }
 
 #[cfg(test)]
