@@ -389,7 +389,7 @@ async fn reference_client(
                     pages += 1;
                     transactions += data.records.len() as u64;
                     for r in data.records {
-                        Transaction::from_raw(r).map_err(anyhow::Error::msg)?;
+                        Transaction::from_raw(r).map_err(|r| anyhow::anyhow!(r.reason))?;
                     }
                     if u64::from(page) * 100 >= data.total {
                         break;

@@ -88,6 +88,8 @@ pub struct DatabaseSettings {
     /// May hold a password, so it is a secret.
     pub url: Option<SecretString>,
     pub max_connections: u32,
+    /// How long a database outage is waited out before a site-day fails.
+    pub outage_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +106,8 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// How long one page's export job may take before the site-day fails.
     pub job_timeout: Duration,
+    /// A window whose `total` exceeds this fails its day at once.
+    pub max_total_per_window: u64,
 }
 
 impl ApiSettings {
@@ -155,6 +159,7 @@ struct RawDatabase {
     url: Option<String>,
     max_connections: Option<u32>,
     password_credential: Option<String>,
+    outage_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +188,7 @@ struct RawApi {
     jitter_guard: Option<String>,
     request_timeout: Option<String>,
     job_timeout: Option<String>,
+    max_total_per_window: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -340,6 +346,11 @@ impl Settings {
                 raw.database.max_connections,
                 10,
             )?,
+            outage_timeout: duration(
+                "database.outage_timeout",
+                raw.database.outage_timeout,
+                Duration::from_secs(300),
+            )?,
         };
 
         let base_url = raw
@@ -385,6 +396,11 @@ impl Settings {
                 "api.job_timeout",
                 raw.api.job_timeout,
                 Duration::from_secs(600),
+            )?,
+            max_total_per_window: positive(
+                "api.max_total_per_window",
+                raw.api.max_total_per_window,
+                50_000,
             )?,
         };
         let sync = SyncSettings {

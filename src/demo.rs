@@ -88,6 +88,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         database: DatabaseSettings {
             url: Some(SecretString::from(url.clone())),
             max_connections: 5,
+            outage_timeout: Duration::from_secs(300),
         },
         api: ApiSettings {
             base_url: Url::parse(&running.base_url())?,
@@ -97,6 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             jitter_guard: Duration::from_millis(50),
             request_timeout: Duration::from_secs(10),
             job_timeout: Duration::from_secs(120),
+            max_total_per_window: 50_000,
         },
         sync: SyncSettings {
             max_concurrent_sites: 16,

@@ -130,6 +130,11 @@ impl ExportWindow {
     pub fn end(&self) -> i64 {
         self.end
     }
+
+    /// Whether a moment lies within the window (to the second).
+    pub fn contains(&self, moment: DateTime<Utc>) -> bool {
+        (self.start..=self.end).contains(&moment.timestamp())
+    }
 }
 
 impl fmt::Display for ExportWindow {

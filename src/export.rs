@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::api::model::{JobData, JobStatus, Transaction};
+use crate::api::model::{JobData, JobStatus, Rejected, Transaction};
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
 use crate::domain::{AccountName, BusinessDay, ExportWindow, Site};
@@ -31,6 +31,9 @@ const MAX_RESUBMITS: u32 = 3;
 const MAX_ATTEMPTS: u32 = 5;
 /// Attempts of one request answered 429 (another consumer overspent the id).
 const MAX_RATE_LIMITED: u32 = 8;
+/// Times a page that arrived short (fewer records than its place implies) is
+/// asked for again before the day fails.
+const MAX_SHORT_PAGES: u32 = 3;
 
 /// Why a site-day could not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +54,26 @@ pub enum ExportError {
         window: ExportWindow,
         times: u32,
     },
-    #[error("page {page}: {problem}")]
-    Record { page: u32, problem: String },
+    #[error("window {window}: the API reports {total} transactions, more than api.max_total_per_window = {limit}; refusing to page through it")]
+    AbsurdTotal {
+        window: ExportWindow,
+        total: u64,
+        limit: u64,
+    },
+    #[error("page {page} of window {window}: {got} of the {due} records due arrived, {times} times; the day is not marked done")]
+    ShortPage {
+        page: u32,
+        window: ExportWindow,
+        got: u64,
+        due: u64,
+        times: u32,
+    },
+    #[error("window {window}: {received} records arrived of the {total} the API reported; the day is not marked done")]
+    Incomplete {
+        window: ExportWindow,
+        received: u64,
+        total: u64,
+    },
     #[error("interrupted by shutdown; redone at the next run")]
     Cancelled,
 }
@@ -71,6 +92,14 @@ pub struct DayReport {
     pub pages: u64,
     pub requests: u64,
     pub write: PageWrite,
+}
+
+/// Records page `page` (from 1) must hold when the window has `total`:
+/// 100, or the remainder on the last page, or none past it.
+pub fn due_on_page(total: u64, page: u32) -> u64 {
+    total
+        .saturating_sub(u64::from(page.saturating_sub(1)) * PAGE_SIZE)
+        .min(PAGE_SIZE)
 }
 
 /// Build times seen for one account, to time the first poll of each job.
@@ -136,6 +165,10 @@ pub struct AccountExport {
     pub client: Client,
     pub builds: Arc<BuildTimes>,
     pub job_timeout: Duration,
+    /// A window reporting more transactions than this fails its day.
+    pub max_total: u64,
+    /// How long database outages are waited out before a day fails.
+    pub outage: Duration,
     /// Cancelled when the account must stop or the program shuts down.
     pub cancel: CancellationToken,
 }
@@ -158,7 +191,11 @@ impl AccountExport {
         site: &Site,
         day: BusinessDay,
     ) -> Result<DayReport, ExportError> {
-        store::begin_day(&self.pool, &self.account, &site.code, day.date).await?;
+        let (pool, account, code, date) = (&self.pool, &self.account, &site.code, day.date);
+        store::ride_out(self.outage, "begin the day", || {
+            store::begin_day(pool, account, code, date)
+        })
+        .await?;
         let run = DayExport {
             account: self,
             site,
@@ -166,20 +203,30 @@ impl AccountExport {
             requests: AtomicU64::new(0),
             report: Mutex::new(DayReport::default()),
         };
-        let result = run
+        let work = run
             .run()
-            .instrument(tracing::info_span!("day", day = %day.date))
-            .await;
+            .instrument(tracing::info_span!("day", day = %day.date));
+        tokio::pin!(work);
+        // The heartbeat tells other processes and `sync_health` that this
+        // `running` row is alive; a row without one is stale.
+        let mut beat = tokio::time::interval(store::HEARTBEAT_EVERY);
+        beat.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = beat.tick() => {
+                    if let Err(e) = store::heartbeat(pool, account, code, date).await {
+                        tracing::debug!(error = %e, "cannot write the heartbeat");
+                    }
+                }
+            }
+        };
         let requests = run.requests.load(Ordering::Relaxed);
         let error = result.as_ref().err().map(|e| e.to_string());
-        store::finish_day(
-            &self.pool,
-            &self.account,
-            &site.code,
-            day.date,
-            requests,
-            error.as_deref(),
-        )
+        // Written once the database is back, so no day stays `running`.
+        store::ride_out(self.outage, "finish the day", || {
+            store::finish_day(pool, account, code, date, requests, error.as_deref())
+        })
         .await?;
         result?;
         let report = *run.report.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,7 +256,8 @@ impl DayExport<'_> {
         let first = first?;
         let ahead = Mutex::new(second.ok());
         let mut total = first.total;
-        self.store(1, first)
+        let received = AtomicU64::new(0);
+        self.store(window, 1, first, &received)
             .instrument(tracing::info_span!("page", page = 1))
             .await?;
         let mut done = 1u64;
@@ -218,12 +266,22 @@ impl DayExport<'_> {
         loop {
             let pages = total.div_ceil(PAGE_SIZE);
             if done >= pages {
+                // Every page held what its place implies, so this holds
+                // too; checked once more, as it is the promise of `done`.
+                let received = received.load(Ordering::Relaxed);
+                if received < total {
+                    return Err(ExportError::Incomplete {
+                        window,
+                        received,
+                        total,
+                    });
+                }
                 return Ok(());
             }
             let seen = AtomicU64::new(total);
             stream::iter(done + 1..=pages)
                 .map(|page| {
-                    let (seen, ahead) = (&seen, &ahead);
+                    let (seen, ahead, received) = (&seen, &ahead, &received);
                     let span = tracing::info_span!("page", page);
                     async move {
                         let page = page as u32;
@@ -236,7 +294,7 @@ impl DayExport<'_> {
                             .fetch_page(window, page, Priority::Continue, job)
                             .await?;
                         seen.fetch_max(data.total, Ordering::Relaxed);
-                        self.store(page, data).await
+                        self.store(window, page, data, received).await
                     }
                     .instrument(span)
                 })
@@ -256,24 +314,53 @@ impl DayExport<'_> {
         }
     }
 
-    async fn store(&self, page: u32, data: JobData) -> Result<(), ExportError> {
-        let records = data
-            .records
-            .into_iter()
-            .map(Transaction::from_raw)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|problem| ExportError::Record { page, problem })?;
-        let write = store::store_page(
-            &self.account.pool,
-            &self.account.account,
-            &self.site.code,
-            self.site.timezone,
-            self.day.date,
-            &records,
-        )
+    /// Store one page: its transactions, and in quarantine the records that
+    /// cannot be stored or lie outside the window. `received` counts every
+    /// record that arrived, for the window's completeness check.
+    async fn store(
+        &self,
+        window: ExportWindow,
+        page: u32,
+        data: JobData,
+        received: &AtomicU64,
+    ) -> Result<(), ExportError> {
+        received.fetch_add(data.records.len() as u64, Ordering::Relaxed);
+        let mut records = Vec::with_capacity(data.records.len());
+        let mut rejected = Vec::new();
+        for raw in data.records {
+            match Transaction::from_raw(raw) {
+                Ok(t) if window.contains(t.completed_at) => records.push(t),
+                Ok(t) => rejected.push(Rejected {
+                    reason: format!(
+                        "transaction {}: completeDate {} lies outside the requested window {window}",
+                        t.id,
+                        t.completed_at.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                    transaction_id: Some(t.id),
+                    raw: t.raw,
+                }),
+                Err(r) => rejected.push(r),
+            }
+        }
+        for r in &rejected {
+            tracing::warn!(page, reason = %r.reason, "record quarantined in sonnys.rejected_records");
+        }
+        let a = self.account;
+        let write = store::ride_out(a.outage, "store a page", || {
+            store::store_page(
+                &a.pool,
+                &a.account,
+                &self.site.code,
+                self.site.timezone,
+                self.day.date,
+                &records,
+                &rejected,
+            )
+        })
         .await?;
         tracing::debug!(
             records = records.len(),
+            rejected = rejected.len(),
             inserted = write.inserted,
             updated = write.updated,
             "page stored"
@@ -284,6 +371,7 @@ impl DayExport<'_> {
         report.write.inserted += write.inserted;
         report.write.updated += write.updated;
         report.write.unchanged += write.unchanged;
+        report.write.rejected += write.rejected;
         Ok(())
     }
 
@@ -316,6 +404,7 @@ impl DayExport<'_> {
         let client = &self.account.client;
         let builds = &self.account.builds;
         let mut resubmits = 0;
+        let mut short = 0;
         'submit: loop {
             let job = match ahead.take() {
                 Some(job) => job,
@@ -343,7 +432,40 @@ impl DayExport<'_> {
                             if polls == 1 {
                                 builds.hit();
                             }
-                            return Ok(data);
+                            if data.total > self.account.max_total {
+                                return Err(ExportError::AbsurdTotal {
+                                    window,
+                                    total: data.total,
+                                    limit: self.account.max_total,
+                                });
+                            }
+                            let (got, due) =
+                                (data.records.len() as u64, due_on_page(data.total, page));
+                            if got >= due {
+                                return Ok(data);
+                            }
+                            // A short, null or empty page where records are
+                            // due: never accepted; asked for again.
+                            short += 1;
+                            if short > MAX_SHORT_PAGES {
+                                return Err(ExportError::ShortPage {
+                                    page,
+                                    window,
+                                    got,
+                                    due,
+                                    times: short,
+                                });
+                            }
+                            let delay = Duration::from_millis(500) * 2u32.pow(short);
+                            tracing::warn!(
+                                page,
+                                got,
+                                due,
+                                retry_in_ms = delay.as_millis() as u64,
+                                "the page arrived short; asking again"
+                            );
+                            self.sleep(delay).await?;
+                            continue 'submit;
                         }
                         JobStatus::Working | JobStatus::Other(_) => {
                             if polls == 1 {

@@ -19,6 +19,7 @@ pub const RUN_DURATION: &str = "sonnys_etl_run_duration_seconds";
 pub const SITE_LAST_SUCCESS: &str = "sonnys_etl_site_last_success_timestamp_seconds";
 pub const NEXT_RUN: &str = "sonnys_etl_next_run_timestamp_seconds";
 pub const TICKS_SKIPPED: &str = "sonnys_etl_ticks_skipped_total";
+pub const REJECTED_RECORDS: &str = "sonnys_etl_rejected_records_total";
 
 /// Install the process-wide recorder; the handle renders `/metrics`.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -80,6 +81,10 @@ fn describe() {
         "Unix time of the next scheduled run."
     );
     describe_counter!(
+        REJECTED_RECORDS,
+        "Records quarantined in sonnys.rejected_records (unparsable, inexact, or dated outside their window), by account."
+    );
+    describe_counter!(
         TICKS_SKIPPED,
         "Schedule ticks skipped because the previous run was still going."
     );
@@ -96,7 +101,11 @@ pub fn budget_wait(account: &str, waited: Duration) {
 }
 
 /// A site-day finished: `done` with what it wrote, or `failed`.
-pub fn site_day(account: &str, status: &'static str, inserted: u64, updated: u64) {
+pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageWrite) {
+    let (inserted, updated) = (write.inserted, write.updated);
+    if write.rejected > 0 {
+        counter!(REJECTED_RECORDS, "account" => account.to_owned()).increment(write.rejected);
+    }
     counter!(SITE_DAYS, "account" => account.to_owned(), "status" => status).increment(1);
     if inserted > 0 {
         counter!(TRANSACTIONS_WRITTEN, "account" => account.to_owned(), "change" => "inserted")

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction as DbTransaction};
 
-use crate::api::model::Transaction;
+use crate::api::model::{Rejected, Transaction};
 use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
 
 /// Apply the migrations in `migrations/` (idempotent).
@@ -60,6 +60,69 @@ pub struct PageWrite {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Records quarantined in `sonnys.rejected_records`.
+    pub rejected: u64,
+}
+
+/// A running export writes its heartbeat this often…
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+/// …so one without a heartbeat for this long was left by a process that is
+/// gone (the same rule as `reporting.sync_health.stale_days`).
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// Whether a database error is worth waiting out: the server is away,
+/// restarting or overloaded, or the transaction lost a race. Anything else
+/// (a constraint, a bad value) would fail again.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-03: admin shutdown, crash
+            // shutdown, cannot connect now; 53300: too many connections;
+            // 40001/40P01: serialization failure, deadlock.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(code.as_ref(), "53300" | "40001" | "40P01")
+        }),
+        _ => false,
+    }
+}
+
+/// Run a database operation, waiting out transient errors (see
+/// [`is_transient`]) with exponential backoff and jitter for at most
+/// `outage`. Each attempt is a whole transaction: it commits or not at all.
+pub async fn ride_out<T, F, Fut>(outage: Duration, what: &str, mut op: F) -> sqlx::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    use rand::Rng;
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Ok(value) => {
+                if attempt > 0 {
+                    tracing::info!(%what, attempts = attempt + 1, "the database is back");
+                }
+                return Ok(value);
+            }
+            Err(e) if is_transient(&e) && started.elapsed() + delay < outage => {
+                attempt += 1;
+                let jittered = delay.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+                tracing::warn!(%what, error = %e, attempt, retry_in_ms = jittered.as_millis() as u64,
+                    "the database is unavailable; waiting for it");
+                tokio::time::sleep(jittered).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Record the account's sites as /site/list reported them.
@@ -127,11 +190,31 @@ pub async fn begin_day(
     date: NaiveDate,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO sonnys.sync_days (account, site_code, business_date, status, attempts, started_at)
-         VALUES ($1, $2, $3, 'running', 1, now())
+        "INSERT INTO sonnys.sync_days (account, site_code, business_date, status, attempts, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, 'running', 1, now(), now())
          ON CONFLICT (account, site_code, business_date) DO UPDATE
             SET status = 'running', attempts = sonnys.sync_days.attempts + 1,
-                transactions = 0, pages = 0, requests = 0, started_at = now(), finished_at = NULL",
+                transactions = 0, pages = 0, requests = 0, rejected = 0,
+                started_at = now(), heartbeat_at = now(), finished_at = NULL",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Prove that a running site-day's export is alive.
+pub async fn heartbeat(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sonnys.sync_days SET heartbeat_at = now()
+          WHERE account = $1 AND site_code = $2 AND business_date = $3 AND status = 'running'",
     )
     .bind(account.as_str())
     .bind(site.as_str())
@@ -176,6 +259,7 @@ pub async fn store_page(
     timezone: Tz,
     day: NaiveDate,
     records: &[Transaction],
+    rejected: &[Rejected],
 ) -> sqlx::Result<PageWrite> {
     // One id twice in a page would make the upsert touch a row twice; the
     // later record wins, as it would have across pages.
@@ -221,14 +305,31 @@ pub async fn store_page(
         insert_discounts(&mut tx, account, &lines).await?;
         refresh_rollup(&mut tx, account, &changed).await?;
     }
+    if !page.is_empty() {
+        // A record stored now is no longer rejected (the source mended it).
+        let ids: Vec<&str> = page.iter().map(|t| t.id.as_str()).collect();
+        sqlx::query(
+            "DELETE FROM sonnys.rejected_records WHERE account = $1 AND transaction_id = ANY($2)",
+        )
+        .bind(account.as_str())
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !rejected.is_empty() {
+        quarantine(&mut tx, account, site, day, rejected).await?;
+    }
     sqlx::query(
-        "UPDATE sonnys.sync_days SET pages = pages + 1, transactions = transactions + $4
+        "UPDATE sonnys.sync_days
+            SET pages = pages + 1, transactions = transactions + $4, rejected = rejected + $5,
+                heartbeat_at = now()
           WHERE account = $1 AND site_code = $2 AND business_date = $3",
     )
     .bind(account.as_str())
     .bind(site.as_str())
     .bind(day)
     .bind(page.len() as i32)
+    .bind(rejected.len() as i32)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -236,6 +337,61 @@ pub async fn store_page(
         inserted,
         updated: updated_ids.len() as u64,
         unchanged: page.len() as u64 - changed.len() as u64,
+        rejected: rejected.len() as u64,
+    })
+}
+
+/// Keep records that cannot be stored, with the reason and the raw text.
+async fn quarantine(
+    tx: &mut DbTransaction<'_, Postgres>,
+    account: &AccountName,
+    site: &SiteCode,
+    day: NaiveDate,
+    rejected: &[Rejected],
+) -> sqlx::Result<()> {
+    // Last one wins when a page holds one key twice.
+    let mut rows: HashMap<String, (Option<&str>, &str, String)> = HashMap::new();
+    for r in rejected {
+        let raw = r.raw.to_string();
+        let key = match &r.transaction_id {
+            Some(id) => id.clone(),
+            None => format!("fnv:{:016x}", fingerprint(&raw)),
+        };
+        rows.insert(key, (r.transaction_id.as_deref(), r.reason.as_str(), raw));
+    }
+    let mut keys = Vec::new();
+    let mut ids = Vec::new();
+    let mut reasons = Vec::new();
+    let mut raws = Vec::new();
+    for (key, (id, reason, raw)) in rows {
+        keys.push(key);
+        ids.push(id);
+        reasons.push(reason);
+        raws.push(raw);
+    }
+    sqlx::query(
+        "INSERT INTO sonnys.rejected_records AS r
+            (account, site_code, business_date, record_key, transaction_id, reason, raw)
+         SELECT $1, $2, $3, * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[])
+         ON CONFLICT (account, site_code, business_date, record_key) DO UPDATE
+            SET reason = EXCLUDED.reason, raw = EXCLUDED.raw, last_seen_at = now()",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(day)
+    .bind(&keys)
+    .bind(&ids)
+    .bind(&reasons)
+    .bind(&raws)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A stable fingerprint of a record without an id (FNV-1a, 64 bits).
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 

@@ -172,6 +172,8 @@ pub struct AccountSummary {
     pub pages: u64,
     pub requests: u64,
     pub rate_limited: u64,
+    /// Records quarantined in `sonnys.rejected_records`.
+    pub rejected: u64,
     /// The reason the whole account stopped, if it did.
     pub stopped: Option<String>,
     /// Codes of the sites exported.
@@ -226,6 +228,13 @@ impl std::fmt::Display for SyncSummary {
                     f,
                     "  {} site-days skipped: the day has not ended yet in the site's time zone",
                     a.not_complete
+                )?;
+            }
+            if a.rejected > 0 {
+                writeln!(
+                    f,
+                    "  {} records quarantined in sonnys.rejected_records (see their reasons there); the rest of their pages is stored",
+                    a.rejected
                 )?;
             }
             if let Some(reason) = &a.stopped {
@@ -370,6 +379,8 @@ impl Syncer {
             client,
             builds: Arc::new(BuildTimes::default()),
             job_timeout: api.job_timeout,
+            max_total: api.max_total_per_window,
+            outage: self.settings.database.outage_timeout,
             cancel: shutdown.child_token(),
         };
 
@@ -388,8 +399,13 @@ impl Syncer {
         summary.site_codes = sites.iter().map(|s| s.code.to_string()).collect();
 
         let now = Utc::now();
+        let outage = self.settings.database.outage_timeout;
         let done = match plan.days.needs_done_from(now) {
-            Some(since) => match store::done_days(&self.pool, &settings.name, since).await {
+            Some(since) => match store::ride_out(outage, "read the days done", || {
+                store::done_days(&self.pool, &settings.name, since)
+            })
+            .await
+            {
                 Ok(done) => done,
                 Err(e) => {
                     let reason = format!("cannot read which days are done: {e}");
@@ -439,7 +455,7 @@ impl Syncer {
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match result {
                         Ok(report) => {
-                            crate::metrics::site_day(export.account.as_str(), "done", report.write.inserted, report.write.updated);
+                            crate::metrics::site_day(export.account.as_str(), "done", &report.write);
                             s.done += 1;
                             add(&mut s, &report);
                             bar.day_done(&report);
@@ -456,7 +472,7 @@ impl Syncer {
                         }
                         Err(ExportError::Cancelled) => {}
                         Err(e) => {
-                            crate::metrics::site_day(export.account.as_str(), "failed", 0, 0);
+                            crate::metrics::site_day(export.account.as_str(), "failed", &Default::default());
                             tracing::error!(day = %day, error = %e, "site-day failed");
                             bar.day_failed();
                             s.failures.push(Failure {
@@ -502,9 +518,13 @@ impl Syncer {
             .into_iter()
             .filter_map(|e| resolve_site(e, settings))
             .collect();
-        store::upsert_sites(&self.pool, &settings.name, &all)
-            .await
-            .map_err(|e| format!("cannot store the site list: {e}"))?;
+        store::ride_out(
+            self.settings.database.outage_timeout,
+            "store the site list",
+            || store::upsert_sites(&self.pool, &settings.name, &all),
+        )
+        .await
+        .map_err(|e| format!("cannot store the site list: {e}"))?;
 
         let mut wanted: Option<Vec<SiteCode>> = settings.sites.clone();
         if !plan.sites.is_empty() {
@@ -557,6 +577,7 @@ fn add(summary: &mut AccountSummary, report: &DayReport) {
     summary.requests += report.requests;
     summary.inserted += report.write.inserted;
     summary.updated += report.write.updated;
+    summary.rejected += report.write.rejected;
 }
 
 /// A site from /site/list with its business-day zone: its own, else the

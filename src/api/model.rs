@@ -239,17 +239,56 @@ struct RawTransaction {
     transaction_status: Option<String>,
 }
 
+/// A record that cannot be stored as a transaction: it goes to quarantine
+/// (`sonnys.rejected_records`) with the reason, and the rest of its page is
+/// stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// The record's `id`, when it has a readable one.
+    pub transaction_id: Option<String>,
+    pub reason: String,
+    /// The record as received (NUL characters escaped).
+    pub raw: Value,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 impl Transaction {
-    /// Parse one record, keeping it whole in `raw`. The error names the
-    /// record and the field.
-    pub fn from_raw(raw: Value) -> Result<Self, String> {
-        let r = RawTransaction::deserialize(&raw).map_err(|e| {
-            let id = raw
-                .get("id")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "<no id>".into());
-            format!("transaction {id}: {e}")
-        })?;
+    /// Parse one record, keeping it whole in `raw`. A record that cannot be
+    /// parsed comes back as [`Rejected`], its reason naming the record and
+    /// the field.
+    ///
+    /// PostgreSQL's text and jsonb cannot hold a NUL character, so each NUL
+    /// in a string becomes the six characters `\u0000`, in the columns and in
+    /// `raw` alike: the original stays readable, nothing is lost.
+    pub fn from_raw(mut raw: Value) -> Result<Self, Rejected> {
+        escape_nul(&mut raw);
+        let r = match RawTransaction::deserialize(&raw) {
+            Ok(r) => r,
+            Err(e) => {
+                let transaction_id = raw.get("id").and_then(Value::as_str).map(str::to_owned);
+                let shown = raw
+                    .get("id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "<no id>".into());
+                return Err(Rejected {
+                    transaction_id,
+                    reason: format!("transaction {shown}: {e}"),
+                    raw,
+                });
+            }
+        };
+        if r.id.trim().is_empty() {
+            return Err(Rejected {
+                transaction_id: None,
+                reason: "a transaction with an empty id".into(),
+                raw,
+            });
+        }
         Ok(Self {
             id: r.id,
             number: r.number,
@@ -286,6 +325,27 @@ impl Transaction {
                 .collect(),
             raw,
         })
+    }
+}
+
+/// Replace each NUL character in the strings (and keys) of `value` with the
+/// text `\u0000`.
+fn escape_nul(value: &mut Value) {
+    const NUL: char = '\0';
+    match value {
+        Value::String(s) if s.contains(NUL) => *s = s.replace(NUL, "\\u0000"),
+        Value::Array(items) => items.iter_mut().for_each(escape_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains(NUL)) {
+                let entries = std::mem::take(map);
+                *map = entries
+                    .into_iter()
+                    .map(|(k, v)| (k.replace(NUL, "\\u0000"), v))
+                    .collect();
+            }
+            map.values_mut().for_each(escape_nul);
+        }
+        _ => {}
     }
 }
 
@@ -474,7 +534,91 @@ mod tests {
         let mut r = record();
         r["completeDate"] = json!("yesterday");
         let e = Transaction::from_raw(r).unwrap_err();
-        assert!(e.contains("876:1001") && e.contains("yesterday"), "{e}");
+        assert!(
+            e.reason.contains("876:1001") && e.reason.contains("yesterday"),
+            "{e}"
+        );
+        assert_eq!(e.transaction_id.as_deref(), Some("876:1001"));
+        assert_eq!(e.raw["completeDate"], "yesterday", "the raw record is kept");
+    }
+
+    #[test]
+    fn a_nul_character_is_kept_as_escaped_text_in_the_columns_and_the_raw_record() {
+        let mut r = record();
+        r["customerName"] = json!("Jane\u{0}Doe");
+        r["items"][0]["name"] = json!("\u{0}");
+        let t = Transaction::from_raw(r).unwrap();
+        assert_eq!(t.customer_name.as_deref(), Some("Jane\\u0000Doe"));
+        assert_eq!(t.raw["customerName"], "Jane\\u0000Doe");
+        assert!(!has_nul(&t.raw), "jsonb cannot hold a NUL");
+    }
+
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::String),
+            "[0-9]{1,40}(\\.[0-9]{1,40})?"
+                .prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id".to_owned()),
+                        Just("completeDate".to_owned()),
+                        Just("total".to_owned()),
+                        Just("items".to_owned()),
+                        Just("tenders".to_owned()),
+                        Just("discount".to_owned()),
+                        Just("number".to_owned()),
+                        Just("isRecurringSale".to_owned()),
+                        ".{0,6}".prop_map(|s| s)
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The decoder meets whatever a hostile or broken server sends: any
+        /// JSON value is parsed or rejected with a reason, never a panic.
+        #[test]
+        fn any_json_record_is_parsed_or_rejected_never_a_panic(raw in any_json()) {
+            match Transaction::from_raw(raw) {
+                Ok(t) => proptest::prop_assert!(!t.id.trim().is_empty()),
+                Err(r) => proptest::prop_assert!(!r.reason.is_empty()),
+            }
+        }
+
+        /// A valid record with arbitrary strings (NULs included) in its text
+        /// fields is stored with no NUL left anywhere.
+        #[test]
+        fn text_fields_never_keep_a_nul(name in "\\PC{0,8}\u{0}?\\PC{0,8}") {
+            let mut r = record();
+            r["customerName"] = json!(name);
+            let t = Transaction::from_raw(r).unwrap();
+            proptest::prop_assert!(!t.customer_name.unwrap_or_default().contains('\0'));
+            proptest::prop_assert!(!has_nul(&t.raw));
+        }
     }
 
     #[test]

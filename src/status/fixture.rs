@@ -32,6 +32,7 @@ pub fn site(code: &str, name: &str, timezone: Tz, pattern: &str, error: &str) ->
                 'd' | '.' => DayState::Done,
                 'f' => DayState::Failed,
                 'r' => DayState::Running,
+                's' => DayState::Stale,
                 'm' => DayState::Missing,
                 'n' => DayState::NotEnded,
                 other => panic!("unknown day state {other:?}"),
@@ -41,6 +42,7 @@ pub fn site(code: &str, name: &str, timezone: Tz, pattern: &str, error: &str) ->
                 state,
                 transactions: (state == DayState::Done).then_some(100 + i as i32),
                 error: (state == DayState::Failed).then(|| error.to_owned()),
+                rejected: 0,
             }
         })
         .collect();
@@ -76,6 +78,12 @@ pub fn site(code: &str, name: &str, timezone: Tz, pattern: &str, error: &str) ->
                 attempts: 3,
             })
             .collect(),
+        stale_days: days
+            .iter()
+            .filter(|d| d.state == DayState::Stale)
+            .map(|d| d.date)
+            .collect(),
+        rejected: 0,
         days,
     }
 }

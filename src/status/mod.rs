@@ -70,6 +70,10 @@ pub struct SiteStatus {
     pub missing: Vec<NaiveDate>,
     /// Days whose latest export failed, oldest first, with the error.
     pub failed: Vec<FailedDay>,
+    /// Days left `running` by a process that is gone, oldest first.
+    pub stale_days: Vec<NaiveDate>,
+    /// Records quarantined by the exports of the days shown.
+    pub rejected: i64,
     /// The last [`DAYS_SHOWN`] business days, oldest first, ending today in
     /// the site's zone.
     pub days: Vec<DayCell>,
@@ -90,6 +94,8 @@ pub struct DayCell {
     pub transactions: Option<i32>,
     /// The error of a failed (or interrupted) day.
     pub error: Option<String>,
+    /// Records of the day quarantined in `sonnys.rejected_records`.
+    pub rejected: i32,
 }
 
 /// The state of one business day of one site.
@@ -102,6 +108,9 @@ pub enum DayState {
     Failed,
     /// Being exported now.
     Running,
+    /// Left `running` by a process that is gone (no heartbeat for 2
+    /// minutes); the next run redoes it.
+    Stale,
     /// Ended, never exported.
     Missing,
     /// Not ended yet in the site's zone.
@@ -114,6 +123,7 @@ impl DayState {
             DayState::Done => "done",
             DayState::Failed => "failed",
             DayState::Running => "running",
+            DayState::Stale => "stale",
             DayState::Missing => "missing",
             DayState::NotEnded => "not ended",
         }
@@ -144,6 +154,10 @@ pub struct RunProgress {
     pub started_at: DateTime<Utc>,
     pub site_days: u64,
     pub finished: u64,
+}
+
+fn cells_rejected(cells: &[DayCell]) -> i64 {
+    cells.iter().map(|c| i64::from(c.rejected)).sum()
 }
 
 fn zone_name<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -177,6 +191,8 @@ struct DayRow {
     transactions: i32,
     attempts: i32,
     last_error: Option<String>,
+    rejected: i32,
+    stale: bool,
 }
 
 impl Snapshot {
@@ -200,10 +216,12 @@ impl Snapshot {
         let shown = DAYS_SHOWN.max(catch_up_days as usize) as u64 + 2;
         let since = now.date_naive() - chrono::Days::new(shown);
         let rows: Vec<DayRow> = sqlx::query_as(
-            "SELECT account, site_code, business_date, status, transactions, attempts, last_error
+            "SELECT account, site_code, business_date, status, transactions, attempts, last_error, rejected,
+                    coalesce(heartbeat_at, started_at, '-infinity') < now() - make_interval(secs => $2) AS stale
                FROM sonnys.sync_days WHERE business_date >= $1",
         )
         .bind(since)
+        .bind(crate::store::STALE_AFTER.as_secs_f64())
         .fetch_all(pool)
         .await?;
         let last_done: Vec<(String, String, NaiveDate)> = sqlx::query_as(
@@ -247,7 +265,7 @@ impl Snapshot {
                     (now - t).to_std().unwrap_or_default() > context.stale_after
                 });
                 let today = crate::domain::BusinessDay::of(now, timezone).date;
-                let cells = (0..DAYS_SHOWN as u64)
+                let cells: Vec<DayCell> = (0..DAYS_SHOWN as u64)
                     .rev()
                     .map(|back| today - chrono::Days::new(back))
                     .map(|date| {
@@ -255,6 +273,7 @@ impl Snapshot {
                         let state = match row.map(|r| r.status.as_str()) {
                             Some("done") => DayState::Done,
                             Some("failed") => DayState::Failed,
+                            Some("running") if row.is_some_and(|r| r.stale) => DayState::Stale,
                             Some("running") => DayState::Running,
                             _ if !crate::domain::BusinessDay::new(date, timezone)
                                 .is_complete(now) =>
@@ -270,6 +289,7 @@ impl Snapshot {
                             error: row
                                 .filter(|r| r.status != "done")
                                 .and_then(|r| r.last_error.clone()),
+                            rejected: row.map_or(0, |r| r.rejected),
                         }
                     })
                     .collect();
@@ -288,6 +308,13 @@ impl Snapshot {
                     })
                     .collect();
                 failed.sort_by_key(|f| f.date);
+                let mut stale_days: Vec<NaiveDate> = recorded
+                    .values()
+                    .filter(|r| r.status == "running" && r.stale)
+                    .map(|r| r.business_date)
+                    .collect();
+                stale_days.sort();
+                let rejected = cells_rejected(&cells);
                 site_statuses.push(SiteStatus {
                     code: site.code.clone(),
                     name: site.name.clone().unwrap_or_default(),
@@ -297,6 +324,8 @@ impl Snapshot {
                     stale,
                     missing,
                     failed,
+                    stale_days,
+                    rejected,
                     days: cells,
                 });
             }

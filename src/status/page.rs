@@ -122,6 +122,7 @@ fn legend(snapshot: &Snapshot) -> Markup {
         ("cell done", "done"),
         ("cell failed", "failed"),
         ("cell running", "running"),
+        ("cell stale", "stale: its process is gone, redone next run"),
         ("cell missing", "missing, catch-up will retry"),
         ("cell missing beyond", "missing, older than catch-up"),
         ("cell not-ended", "not ended yet"),
@@ -205,6 +206,7 @@ fn cell(site: &SiteStatus, day: &DayCell) -> Markup {
         DayState::Done => ("cell done", "done"),
         DayState::Failed => ("cell failed", "failed"),
         DayState::Running => ("cell running", "running"),
+        DayState::Stale => ("cell stale", "stale"),
         DayState::Missing if site.missing.contains(&day.date) => ("cell missing", "missing"),
         // Outside catch-up nothing will fetch it again on its own: greyed.
         DayState::Missing => ("cell missing beyond", "missing"),
@@ -222,6 +224,12 @@ fn cell(site: &SiteStatus, day: &DayCell) -> Markup {
     }
     if let Some(error) = &day.error {
         title.push_str(&format!("\nerror: {error}"));
+    }
+    if day.rejected > 0 {
+        title.push_str(&format!(
+            "\n{} records quarantined in sonnys.rejected_records",
+            day.rejected
+        ));
     }
     html! {
         span class=(class) data-date=(day.date) data-state=(state) title=(title) {}
@@ -309,6 +317,7 @@ h2 + .site { border-top: 0; }
 .cell.done { background: var(--done); }
 .cell.failed { background: var(--failed); }
 .cell.running { background: var(--running); }
+.cell.stale { background: #7b2cbf; }
 .cell.missing { background: var(--missing); }
 .cell.missing.beyond { background: var(--beyond); }
 .cell.not-ended { background: repeating-linear-gradient(45deg, #f1f3f5 0 3px, #dde1e6 3px 6px);

@@ -136,6 +136,24 @@ fn site_block(
             day_ranges_text(&site.missing)
         )?;
     }
+    if !site.stale_days.is_empty() {
+        writeln!(
+            out,
+            "{indent}stale   {} (left running by a process that is gone; redone next run)",
+            day_ranges_text(&site.stale_days)
+        )?;
+    }
+    if site.rejected > 0 {
+        writeln!(
+            out,
+            "{indent}quarantined {} in sonnys.rejected_records",
+            plural(
+                usize::try_from(site.rejected).unwrap_or(0),
+                "record",
+                "records"
+            )
+        )?;
+    }
     for failed in &site.failed {
         writeln!(
             out,

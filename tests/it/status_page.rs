@@ -37,6 +37,7 @@ fn site(code: &str, name: &str, timezone: Tz, pattern: &str) -> SiteStatus {
                 '.' => DayState::Done,
                 'f' => DayState::Failed,
                 'r' => DayState::Running,
+                's' => DayState::Stale,
                 'm' => DayState::Missing,
                 'n' => DayState::NotEnded,
                 other => panic!("unknown day state {other:?}"),
@@ -46,6 +47,7 @@ fn site(code: &str, name: &str, timezone: Tz, pattern: &str) -> SiteStatus {
                 state,
                 transactions: (state == DayState::Done).then_some(800 + 13 * i as i32),
                 error: (state == DayState::Failed).then(|| HOSTILE_ERROR.to_owned()),
+                rejected: 0,
             }
         })
         .collect();
@@ -80,6 +82,12 @@ fn site(code: &str, name: &str, timezone: Tz, pattern: &str) -> SiteStatus {
                 attempts: 3,
             })
             .collect(),
+        stale_days: days
+            .iter()
+            .filter(|d| d.state == DayState::Stale)
+            .map(|d| d.date)
+            .collect(),
+        rejected: 0,
         days,
     }
 }

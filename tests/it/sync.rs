@@ -624,7 +624,7 @@ async fn a_site_code_no_account_has_is_an_error_not_a_silent_no_op() {
 }
 
 #[tokio::test]
-async fn a_malformed_record_fails_its_day_naming_the_record_and_loses_nothing() {
+async fn a_malformed_record_is_quarantined_with_its_reason_and_nothing_stored_is_lost() {
     let app = TestApp::start(fast_simulator()).await;
     let date = app.find_day("northside", "N02", |n| (150..=400).contains(&n));
     assert!(app.sync(date, date, &["northside"], &["N02"]).await.ok());
@@ -643,18 +643,57 @@ async fn a_malformed_record_fails_its_day_naming_the_record_and_loses_nothing() 
         });
     app.simulator().clear_job_cache();
     let summary = app.sync(date, date, &["northside"], &["N02"]).await;
-    assert!(!summary.ok());
-    let failure = &summary.accounts[0].failures[0].error;
+    // The day is complete: every record arrived; one could not be stored.
+    assert!(summary.ok(), "{summary}");
+    assert_eq!(summary.accounts[0].rejected, 1, "{summary}");
     assert!(
-        failure.contains(&id) && failure.contains("twelve dollars"),
-        "{failure}"
+        summary.to_string().contains("1 records quarantined"),
+        "{summary}"
     );
-    let (status, _, _, error) = sync_day_status(&app, "northside", "N02", date).await;
-    assert_eq!(status, "failed");
-    assert!(error.is_some_and(|e| e.contains(&id)));
+    let (status, _, _, _) = sync_day_status(&app, "northside", "N02", date).await;
+    assert_eq!(status, "done");
+    let (reason, raw, rejected): (String, String, i32) = sqlx::query_as(
+        "SELECT r.reason, r.raw, d.rejected FROM sonnys.rejected_records r
+           JOIN sonnys.sync_days d USING (account, site_code, business_date)
+          WHERE r.account = 'northside' AND r.transaction_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        reason.contains(&id) && reason.contains("twelve dollars"),
+        "{reason}"
+    );
+    assert!(
+        raw.contains("twelve dollars"),
+        "the raw record is kept: {raw}"
+    );
+    assert_eq!(rejected, 1);
+    let health: i32 = sqlx::query_scalar(
+        "SELECT rejected_records FROM reporting.sync_health WHERE account = 'northside' AND site_code = 'N02'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(health, 1);
+    // The transaction's earlier, valid version is still there.
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
     assert_eq!(before, after, "nothing already stored was lost");
+
+    // Mended at the source: stored, and out of quarantine.
+    app.simulator()
+        .update_transaction(&app.account("northside").api_id, &id, |r| {
+            r["total"] = Value::from(12)
+        });
+    app.simulator().clear_job_cache();
+    assert!(app.sync(date, date, &["northside"], &["N02"]).await.ok());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.rejected_records")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
