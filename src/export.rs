@@ -33,7 +33,7 @@ const MAX_ATTEMPTS: u32 = 5;
 const MAX_RATE_LIMITED: u32 = 8;
 /// Times a page that arrived short (fewer records than its place implies) is
 /// asked for again before the day fails.
-const MAX_SHORT_PAGES: u32 = 3;
+const MAX_SHORT_PAGES: u32 = 5;
 
 /// Why a site-day could not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -456,7 +456,8 @@ impl DayExport<'_> {
                                     times: short,
                                 });
                             }
-                            let delay = Duration::from_millis(500) * 2u32.pow(short);
+                            let delay = (Duration::from_millis(500) * 2u32.pow(short))
+                                .min(Duration::from_secs(5));
                             tracing::warn!(
                                 page,
                                 got,

@@ -4,6 +4,7 @@ mod budget;
 mod cli;
 mod config;
 mod pgserver;
+mod reliability;
 mod report;
 mod service;
 mod simulator;
