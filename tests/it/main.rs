@@ -10,3 +10,4 @@ mod simulator;
 mod status_page;
 mod support;
 mod sync;
+mod tls;
