@@ -6,6 +6,7 @@
 //! - [`budget`]: one request budget per API id, shared by all its workers.
 //! - [`api`]: the vendor API client and its typed records and errors.
 //! - [`export`]: the pipelined export of one site-day.
+//! - [`database`]: connecting to PostgreSQL, with TLS and errors that name their cause.
 //! - [`store`]: idempotent, set-based upserts into PostgreSQL.
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
 //! - [`report`]: consolidated KPIs from the `reporting` views.
@@ -17,6 +18,7 @@ pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod configuration;
+pub mod database;
 pub mod demo;
 pub mod domain;
 pub mod export;

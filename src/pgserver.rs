@@ -3,7 +3,9 @@
 //!
 //! The server lives entirely in one data folder: its files, its log
 //! (`server.log`), its unix socket and the settings we add
-//! (`sonnys-etl.conf`). It keeps running after the program exits so the next
+//! (`sonnys-etl.conf`; with [`PrivatePostgres::enable_tls`], also
+//! `sonnys-etl-tls.conf`, `sonnys-etl-hba.conf` and the certificate and key).
+//! It keeps running after the program exits so the next
 //! run can reuse it; [`PrivatePostgres::stop`] stops it.
 //!
 //! PostgreSQL refuses to run as root. When we are root, every server command
@@ -25,6 +27,14 @@ const SUPERUSER: &str = "postgres";
 const LOG_FILE: &str = "server.log";
 /// File, in the data folder, holding the settings we choose; rewritten at each start.
 const OUR_CONF: &str = "sonnys-etl.conf";
+/// File, in the data folder, holding the TLS settings of [`PrivatePostgres::enable_tls`].
+const TLS_CONF: &str = "sonnys-etl-tls.conf";
+/// File, in the data folder, holding the pg_hba rules of [`PrivatePostgres::enable_tls`]
+/// followed by initdb's own.
+const TLS_HBA: &str = "sonnys-etl-hba.conf";
+/// Files, in the data folder, holding the server's certificate and private key.
+const TLS_CERT: &str = "server.crt";
+const TLS_KEY: &str = "server.key";
 /// How long `pg_ctl` may wait for the server to start or stop, in seconds.
 const PG_CTL_WAIT_SECS: &str = "60";
 /// Lines of a failing command's output quoted in its error.
@@ -51,6 +61,18 @@ impl Options {
     pub const DURABLE: Options = Options { fsync: true };
     /// Fast settings for throw-away data (tests).
     pub const EPHEMERAL: Options = Options { fsync: false };
+}
+
+/// What a private server needs to accept TLS connections.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The server's certificate (PEM), then any intermediate certificates.
+    pub certificate_pem: String,
+    /// The certificate's private key (PEM).
+    pub private_key_pem: String,
+    /// pg_hba.conf lines placed before initdb's own (which trust every local
+    /// connection), e.g. `hostnossl all all 0.0.0.0/0 reject` to refuse plaintext.
+    pub hba_rules: Vec<String>,
 }
 
 impl Default for Options {
@@ -131,6 +153,81 @@ impl PrivatePostgres {
                 output.status,
                 tail(&output)
             );
+        }
+        Ok(())
+    }
+
+    /// Accept TLS with `tls` from now on, restarts included: writes the
+    /// certificate and key (mode 0600, owned by the server's user, as
+    /// PostgreSQL demands), puts the rules in front of initdb's, turns `ssl`
+    /// on and restarts the server. Returns once it accepts connections.
+    pub async fn enable_tls(&self, tls: &Tls) -> anyhow::Result<()> {
+        self.write_server_file(TLS_CERT, &tls.certificate_pem, 0o600)?;
+        self.write_server_file(TLS_KEY, &tls.private_key_pem, 0o600)?;
+
+        let initdb_hba = self.data_dir.join("pg_hba.conf");
+        let initdb_rules = std::fs::read_to_string(&initdb_hba)
+            .with_context(|| format!("cannot read {}", initdb_hba.display()))?;
+        let mut hba = String::from("# Written by sonnys-etl: rules of enable_tls first.\n");
+        for rule in &tls.hba_rules {
+            hba.push_str(rule);
+            hba.push('\n');
+        }
+        hba.push_str("\n# initdb's rules.\n");
+        hba.push_str(&initdb_rules);
+        self.write_server_file(TLS_HBA, &hba, 0o600)?;
+
+        let path = |name: &str| conf_string(&self.data_dir.join(name).to_string_lossy());
+        let settings = format!(
+            "# Written by sonnys-etl: TLS for this private server.\n\
+             ssl = on\n\
+             ssl_cert_file = {}\n\
+             ssl_key_file = {}\n\
+             hba_file = {}\n",
+            path(TLS_CERT),
+            path(TLS_KEY),
+            path(TLS_HBA)
+        );
+        self.write_server_file(TLS_CONF, &settings, 0o600)?;
+        // A server started before TLS existed here lacks the include.
+        let ours = self.data_dir.join(OUR_CONF);
+        let text = std::fs::read_to_string(&ours)
+            .with_context(|| format!("cannot read {}", ours.display()))?;
+        if !text.contains(TLS_CONF) {
+            self.write_server_file(OUR_CONF, &format!("{text}{}", include_tls_conf()), 0o644)?;
+        }
+        self.restart().await
+    }
+
+    /// Restart the server (pg_ctl restart -m fast) on the same port.
+    async fn restart(&self) -> anyhow::Result<()> {
+        let mut cmd = self.pg_ctl();
+        cmd.args(["restart", "-m", "fast", "-w", "-t", PG_CTL_WAIT_SECS, "-l"])
+            .arg(self.data_dir.join(LOG_FILE));
+        let output = run_output_async(cmd, "pg_ctl restart").await?;
+        if !output.status.success() {
+            bail!(
+                "pg_ctl restart -D {} failed ({}):\n{}\nserver log ({}):\n{}",
+                self.data_dir.display(),
+                output.status,
+                tail(&output),
+                self.data_dir.join(LOG_FILE).display(),
+                self.log_tail()
+            );
+        }
+        self.wait_until_ready(Duration::from_secs(30)).await
+    }
+
+    /// Write `name` in the data folder with `mode`, owned by the server's user.
+    fn write_server_file(&self, name: &str, text: &str, mode: u32) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data_dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        if let Some(run_as) = &self.run_as {
+            std::os::unix::fs::chown(&path, Some(run_as.uid), Some(run_as.gid))
+                .with_context(|| format!("cannot give {} to {}", path.display(), run_as.name))?;
         }
         Ok(())
     }
@@ -287,6 +384,7 @@ impl PrivatePostgres {
             self.port,
             conf_string(&sockets)
         );
+        text.push_str(&include_tls_conf());
         if !options.fsync {
             text.push_str(
                 "# Throw-away data: speed over crash safety.\n\
@@ -468,6 +566,12 @@ fn tail(output: &Output) -> String {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The line that makes the TLS settings of [`PrivatePostgres::enable_tls`],
+/// once written, survive the rewriting of our settings at each start.
+fn include_tls_conf() -> String {
+    format!("include_if_exists = '{TLS_CONF}'\n")
 }
 
 /// A string literal for postgresql.conf.

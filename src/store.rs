@@ -3,12 +3,10 @@
 //! commits in one short database transaction — never held across a request.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction as DbTransaction};
 
 use crate::api::model::{Rejected, Transaction};
@@ -31,23 +29,7 @@ pub fn latest_migration() -> i64 {
 /// Open a pool on `url` and bring its schema up to date.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     use anyhow::Context;
-    let options: PgConnectOptions = url.parse().with_context(|| {
-        format!(
-            "database.url {} is not a PostgreSQL URL",
-            crate::configuration::redact_url(url)
-        )
-    })?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options.application_name("sonnys-etl"))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to PostgreSQL at {}",
-                crate::configuration::redact_url(url)
-            )
-        })?;
+    let pool = crate::database::connect(url, max_connections).await?;
     migrate(&pool)
         .await
         .context("cannot apply the database migrations")?;

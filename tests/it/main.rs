@@ -11,3 +11,4 @@ mod simulator;
 mod status_page;
 mod support;
 mod sync;
+mod tls;
