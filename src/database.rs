@@ -21,7 +21,7 @@ pub const APPLICATION_NAME: &str = "sonnys-etl";
 /// fails at once; this only bounds a server that does not answer at all.
 pub const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a caller waits for a connection of the pool once it runs.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Open a pool on `url`. One connection is made first on its own, so that an
 /// unreachable server, a TLS failure or a refused login is reported with its

@@ -3,6 +3,7 @@
 //! commits in one short database transaction — never held across a request.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
