@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{Months, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::configuration::{Settings, Sources};
@@ -220,11 +220,12 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
         accounts: args.accounts,
         sites: args.sites,
     };
-    let oldest = Utc::now().date_naive() - Months::new(6);
+    let oldest = crate::sync::earliest_servable_date(Utc::now());
     if args.from < oldest {
         anyhow::bail!(
-            "--from {} is more than 6 months ago; the API only serves the last 6 months (from {oldest})",
-            args.from
+            "--from {} is older than the API serves: it accepts exports starting at most {} days before its now, so the oldest day to ask for is {oldest}",
+            args.from,
+            crate::sync::API_MAX_AGE_DAYS
         );
     }
     let settings = Arc::new(settings);

@@ -179,14 +179,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// DATABASE_URL if it answers; else the usual local server if it answers
 /// (with a database of the demo's own); else a private server.
 async fn database(args: &DemoArgs) -> anyhow::Result<String> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        if server_answers(&url).await {
-            return Ok(url);
+    if let Ok(url) = std::env::var("DATABASE_URL").map(|u| u.trim().to_owned()) {
+        match probe(&url).await {
+            Probe::Ready => return Ok(url),
+            // The server is there but the database is not: a typo, or a
+            // database not created yet. Falling back would hide it.
+            Probe::MissingDatabase(name) => anyhow::bail!(
+                "DATABASE_URL ({}) names the database `{name}`, which does not exist on that server; create it (createdb {name}) or point DATABASE_URL at an existing one",
+                redact_url(&url)
+            ),
+            Probe::Refused(reason) => anyhow::bail!(
+                "DATABASE_URL ({}): the server answers but refuses the connection: {reason}",
+                redact_url(&url)
+            ),
+            Probe::NotAnswering(reason) => println!(
+                "DATABASE_URL ({}): no server answers ({reason}); looking elsewhere",
+                redact_url(&url)
+            ),
         }
-        println!(
-            "DATABASE_URL ({}) does not answer; looking elsewhere",
-            redact_url(&url)
-        );
     } else if server_answers(LOCAL_SERVER).await {
         return demo_database(LOCAL_SERVER).await;
     }
@@ -207,6 +217,37 @@ async fn database(args: &DemoArgs) -> anyhow::Result<String> {
         dir.display()
     );
     demo_database(&server.url("postgres")).await
+}
+
+/// What a connection attempt says about a server and database.
+enum Probe {
+    Ready,
+    /// The server answers; the database does not exist.
+    MissingDatabase(String),
+    /// The server answers and refuses (authentication, permissions, TLS).
+    Refused(String),
+    /// Nothing answers at that address.
+    NotAnswering(String),
+}
+
+async fn probe(url: &str) -> Probe {
+    let attempt = tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(url)).await;
+    match attempt {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Probe::Ready
+        }
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => {
+            let name = Url::parse(url)
+                .ok()
+                .map(|u| u.path().trim_start_matches('/').to_owned())
+                .unwrap_or_default();
+            Probe::MissingDatabase(name)
+        }
+        Ok(Err(sqlx::Error::Database(e))) => Probe::Refused(e.message().to_owned()),
+        Ok(Err(e)) => Probe::NotAnswering(e.to_string()),
+        Err(_) => Probe::NotAnswering("no answer within 3 s".into()),
+    }
 }
 
 /// Create the demo's own database on a server, if missing; its URL.

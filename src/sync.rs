@@ -139,6 +139,27 @@ impl DaySelection {
     }
 }
 
+/// How far back the API serves: `startDate` at most 183 days before its now.
+pub const API_MAX_AGE_DAYS: i64 = 183;
+
+/// The oldest business day whose export the API accepts at `now` in every
+/// time zone: its local midnight must lie within the API's 183 days, less an
+/// hour for clock differences, even in the zone furthest ahead (UTC+14).
+pub fn earliest_servable_date(now: DateTime<Utc>) -> NaiveDate {
+    let limit = now - chrono::Duration::days(API_MAX_AGE_DAYS)
+        + chrono::Duration::hours(1)
+        + chrono::Duration::hours(14);
+    let date = limit.date_naive();
+    if date
+        .and_hms_opt(0, 0, 0)
+        .is_some_and(|m| m.and_utc() >= limit)
+    {
+        date
+    } else {
+        date + Days::new(1)
+    }
+}
+
 /// The latest business day that has ended at `now` in the zone.
 pub fn last_ended_day(timezone: Tz, now: DateTime<Utc>) -> NaiveDate {
     let today = BusinessDay::of(now, timezone).date;
@@ -392,6 +413,7 @@ impl Syncer {
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the account's sites; skipping the account");
                 summary.stopped = Some(e);
+                summary.requests = export.client.sent();
                 summary.elapsed = started.elapsed();
                 return summary;
             }
@@ -494,6 +516,8 @@ impl Syncer {
             summary.stopped = Some("interrupted by shutdown".into());
         }
         summary.rate_limited = budget.stats().rate_limited - limited_before;
+        // Every request sent, also those of failed days and the site list.
+        summary.requests = export.client.sent();
         summary.elapsed = started.elapsed();
         summary
     }
@@ -574,7 +598,6 @@ impl Syncer {
 fn add(summary: &mut AccountSummary, report: &DayReport) {
     summary.transactions += report.transactions;
     summary.pages += report.pages;
-    summary.requests += report.requests;
     summary.inserted += report.write.inserted;
     summary.updated += report.write.updated;
     summary.rejected += report.write.rejected;
@@ -676,6 +699,19 @@ mod tests {
             vec![date(11, 25), date(11, 26), date(11, 27)]
         );
         assert_eq!(last_ended_day(Chicago, now), date(11, 28));
+    }
+
+    #[test]
+    fn the_oldest_date_allowed_is_within_the_apis_183_days_in_every_zone() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let earliest = earliest_servable_date(now);
+        assert_eq!(earliest, date(5, 31));
+        // Its local midnight at UTC+14 still lies within 183 days, with an hour to spare…
+        let start = earliest.and_hms_opt(0, 0, 0).unwrap().and_utc() - chrono::Duration::hours(14);
+        assert!(start >= now - chrono::Duration::days(183) + chrono::Duration::hours(1));
+        // …and the day before would not.
+        let before = start - chrono::Duration::days(1);
+        assert!(before < now - chrono::Duration::days(183));
     }
 
     #[test]

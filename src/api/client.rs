@@ -35,6 +35,9 @@ pub struct Client {
     budget: Budget,
     /// The account's configured name, for metrics.
     account: std::sync::Arc<str>,
+    request_timeout: Duration,
+    /// Requests sent with this client (and its clones), answered or not.
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -81,6 +84,8 @@ impl Client {
             base_url,
             budget,
             account: account.as_str().into(),
+            request_timeout,
+            sent: Default::default(),
         })
     }
 
@@ -109,15 +114,34 @@ impl Client {
                 problem: "shutting down".into(),
             })?;
         crate::metrics::budget_wait(&self.account, asked.elapsed());
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = match request.send().await {
             Ok(response) => response,
             Err(source) => {
                 crate::metrics::api_request(&self.account, endpoint, "error");
-                return Err(ApiError::Transport { endpoint, source });
+                return Err(self.transport(endpoint, source));
             }
         };
         crate::metrics::api_request(&self.account, endpoint, response.status().as_str());
         self.body(endpoint, response).await
+    }
+
+    /// Requests sent so far, answered or not (a request that timed out
+    /// counts: the server may have counted it too).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A request that got no answer, named a timeout when it was one.
+    fn transport(&self, endpoint: &'static str, source: reqwest::Error) -> ApiError {
+        if source.is_timeout() {
+            ApiError::Timeout {
+                endpoint,
+                after: self.request_timeout,
+            }
+        } else {
+            ApiError::Transport { endpoint, source }
+        }
     }
 
     /// GET /site/list.
@@ -197,7 +221,7 @@ impl Client {
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| ApiError::Transport { endpoint, source })?;
+            .map_err(|source| self.transport(endpoint, source))?;
         let json: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
             return json.ok_or_else(|| ApiError::Decode {

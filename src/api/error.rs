@@ -33,7 +33,13 @@ pub enum ApiError {
     /// Any other status.
     #[error("unexpected HTTP {status}: {message}")]
     Unexpected { status: u16, message: String },
-    /// No answer: connection refused, reset, timed out.
+    /// No answer within the request timeout (`api.request_timeout`).
+    #[error("timeout: no answer from {endpoint} within {after:?} (api.request_timeout)")]
+    Timeout {
+        endpoint: &'static str,
+        after: Duration,
+    },
+    /// No answer: connection refused, reset.
     #[error("no answer from {endpoint}: {source}")]
     Transport {
         endpoint: &'static str,
@@ -70,9 +76,10 @@ impl ApiError {
             ApiError::RateLimited { .. } => Disposition::AfterWindow,
             ApiError::NotFound { .. } => Disposition::Resubmit,
             ApiError::Invalid { .. } => Disposition::Fail,
-            ApiError::Server { .. } | ApiError::Transport { .. } | ApiError::Decode { .. } => {
-                Disposition::Retry
-            }
+            ApiError::Server { .. }
+            | ApiError::Transport { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Decode { .. } => Disposition::Retry,
             ApiError::Unexpected { status, .. } if *status >= 500 || *status == 408 => {
                 Disposition::Retry
             }

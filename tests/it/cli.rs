@@ -344,3 +344,146 @@ async fn probe_exits_0_on_a_2xx_and_1_otherwise() {
     assert!(text(&output.0).contains("403"), "{}", text(&output.0));
     assert_eq!(output.1.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn the_oldest_from_accepted_is_one_the_api_serves_and_the_day_before_is_refused_up_front() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sonnys-etl.toml");
+    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let oldest = sonnys_etl::sync::earliest_servable_date(chrono::Utc::now());
+    let config = config.to_str().unwrap().to_owned();
+    let (too_old, served) = tokio::task::spawn_blocking(move || {
+        let day_before = (oldest - chrono::Days::new(1)).to_string();
+        let oldest = oldest.to_string();
+        (
+            sonnys_etl(
+                &[
+                    "sync",
+                    "--config",
+                    &config,
+                    "--from",
+                    &day_before,
+                    "--account",
+                    "desert",
+                    "--site",
+                    "D01",
+                ],
+                &[],
+            ),
+            sonnys_etl(
+                &[
+                    "sync",
+                    "--config",
+                    &config,
+                    "--from",
+                    &oldest,
+                    "--account",
+                    "desert",
+                    "--site",
+                    "D01",
+                ],
+                &[],
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!too_old.status.success());
+    assert!(text(&too_old).contains("183 days"), "{}", text(&too_old));
+    assert!(
+        served.status.success(),
+        "the API serves it: {}",
+        text(&served)
+    );
+}
+
+#[tokio::test]
+async fn a_request_timeout_is_named_as_such_and_counted() {
+    let mut config = fast_simulator();
+    config.faults.slow = Duration::from_millis(1500);
+    let app = TestApp::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    let toml = app
+        .config_toml(20, Duration::from_millis(600))
+        .replace("request_timeout = \"10s\"", "request_timeout = \"300ms\"");
+    std::fs::write(&path, toml).unwrap();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
+    let path = path.to_str().unwrap().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        sonnys_etl(
+            &[
+                "sync",
+                "--config",
+                &path,
+                "--from",
+                &day,
+                "--account",
+                "desert",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("timeout") && out.contains("api.request_timeout"),
+        "{out}"
+    );
+    // Five attempts of the site list, each a request sent (the server may
+    // have counted it against the budget).
+    assert!(out.contains(" 5 requests"), "{out}");
+}
+
+#[tokio::test]
+async fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    std::fs::write(&path, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+            .args([
+                "sync",
+                "--config",
+                path.to_str().unwrap(),
+                "--from",
+                &day,
+                "--account",
+                "desert",
+            ])
+            .env_remove("DATABASE_URL")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INFO"), "some log lines: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+#[tokio::test]
+async fn demo_names_a_missing_database_instead_of_starting_a_server_of_its_own() {
+    let app = TestApp::start(fast_simulator()).await;
+    let mut url = url::Url::parse(&app.db.url).unwrap();
+    url.set_path("/sonnys_no_such_database");
+    let url = url.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        sonnys_etl(&["demo", "--days", "1"], &[("DATABASE_URL", &url)])
+    })
+    .await
+    .unwrap();
+    let out = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        out.contains("sonnys_no_such_database") && out.contains("does not exist"),
+        "{out}"
+    );
+    assert!(!out.contains("starting a private one"), "{out}");
+}
