@@ -233,7 +233,7 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
         crate::store::connect(settings.database_url()?, settings.database.max_connections).await?;
     let syncer = Syncer::new(settings, pool);
     syncer.check(&plan).map_err(anyhow::Error::msg)?;
-    let shutdown = crate::shutdown::on_signal();
+    let shutdown = crate::shutdown::on_signal_or_hangup();
     let progress = Progress::new(std::io::stderr().is_terminal());
     let summary = syncer
         .run(&plan, &shutdown, &progress)

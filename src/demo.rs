@@ -147,7 +147,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let plan = SyncPlan::range(from, to);
     let progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let summary = syncer
-        .run(&plan, &crate::shutdown::on_signal(), &progress)
+        .run(&plan, &crate::shutdown::on_signal_or_hangup(), &progress)
         .await
         .map_err(anyhow::Error::msg)?;
     println!();

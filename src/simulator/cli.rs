@@ -59,7 +59,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub discount_amount: bool,
 
-    /// Probability (0–1) that a passed page comes with only half its records.
+    /// Share (0–1) of jobs whose first passing answer holds only half the page's records.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub short_page_rate: f64,
 

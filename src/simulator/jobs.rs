@@ -74,6 +74,9 @@ pub(crate) struct Job {
     pub ready_at: Instant,
     /// Decided (and snapshotted) at submit time, revealed at `ready_at`.
     pub outcome: Outcome,
+    /// The first passing answer holds only half the page (a build seen
+    /// half-finished); later answers hold all of it.
+    pub short_once: bool,
 }
 
 impl Job {
@@ -97,6 +100,10 @@ impl Jobs {
 
     pub fn get(&self, hash: &str) -> Option<&Job> {
         self.jobs.get(hash)
+    }
+
+    pub fn get_mut(&mut self, hash: &str) -> Option<&mut Job> {
+        self.jobs.get_mut(hash)
     }
 
     /// Whether a submit of this hash must start a build: there is no live job,

@@ -136,8 +136,8 @@ pub struct Faults {
     pub empty_strings: bool,
     /// Name the discount amount `discountAmount` instead of the spec's `discount`.
     pub discount_amount: bool,
-    /// Probability that a passed page is served with only half of its
-    /// records (a retry may get the whole page).
+    /// Share of jobs (chosen by hash) whose first passing answer holds only
+    /// half of the page's records; asked again, the job answers whole.
     pub short_page_rate: f64,
     /// Probability that a passed page is served with `data: null`.
     pub null_data_rate: f64,
@@ -167,6 +167,10 @@ pub struct Counters {
     pub requests: u64,
     /// Requests answered 429.
     pub rate_limited: u64,
+    /// Pages served short or with `data: null` by the fault knobs.
+    pub short_pages: u64,
+    /// Records served with a NUL character or an out-of-window date.
+    pub bad_records: u64,
     /// `load-job` requests accepted (answered with a hash).
     pub load_jobs: u64,
     /// Authenticated `get-job-data` requests.

@@ -373,6 +373,7 @@ async fn load_job(
             created: now,
             ready_at: now + build_time(inner.build_latency, inner.seed, &hash),
             outcome,
+            short_once: chosen(&hash, "short", state.faults.short_page_rate),
         };
         state.jobs.insert(hash.clone(), job);
     }
@@ -431,26 +432,35 @@ async fn get_job_data(
             let quirks = state.faults.quirks();
             let mut data: Vec<Value> = data.iter().map(|r| render(r, quirks)).collect();
             let faults = state.faults.clone();
+            let mut bad_records = 0;
             for record in &mut data {
                 let id = record["id"].as_str().unwrap_or_default().to_owned();
                 if chosen(&id, "nul", faults.nul_rate) {
                     record["customerName"] = json!("Jane\u{0}Doe");
+                    bad_records += 1;
                 }
                 if chosen(&id, "window", faults.out_of_window_rate) {
                     record["completeDate"] = json!("9999-12-31T23:59:59.000Z");
+                    bad_records += 1;
                 }
             }
+            let due = data.len();
             let total = faults
                 .absurd_total
                 .map_or(*total, |t| usize::try_from(t).unwrap_or(usize::MAX));
             let data = if roll(&mut state.fault_rng, faults.null_data_rate) {
                 Value::Null
             } else {
-                if data.len() > 1 && roll(&mut state.fault_rng, faults.short_page_rate) {
+                if let Some(job) = state.jobs.get_mut(hash).filter(|j| j.short_once) {
+                    job.short_once = false;
                     data.truncate(data.len() / 2);
                 }
                 Value::Array(data)
             };
+            let served = data.as_array().map_or(0, Vec::len);
+            let counters = state.counters.entry(caller.api_id.clone()).or_default();
+            counters.bad_records += bad_records;
+            counters.short_pages += u64::from(served < due);
             Ok(answer("pass", data, total))
         }
     }

@@ -200,6 +200,15 @@ async fn migrate_and_demo_work_against_a_given_database() {
 
 #[tokio::test]
 async fn sigterm_stops_a_sync_promptly_and_leaves_no_day_marked_running() {
+    a_signal_stops_a_sync_promptly_and_leaves_no_day_marked_running("-TERM").await;
+}
+
+#[tokio::test]
+async fn a_hangup_stops_a_sync_like_sigterm_and_leaves_no_day_marked_running() {
+    a_signal_stops_a_sync_promptly_and_leaves_no_day_marked_running("-HUP").await;
+}
+
+async fn a_signal_stops_a_sync_promptly_and_leaves_no_day_marked_running(signal: &str) {
     let mut config = fast_simulator();
     // Slow builds, so the sync is surely mid-way when the signal comes.
     config.build_latency = Duration::from_millis(800);
@@ -227,13 +236,13 @@ async fn sigterm_stops_a_sync_promptly_and_leaves_no_day_marked_running() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
-        .expect("the sync stops within 20 s of SIGTERM")
+        .expect("the sync stops within 20 s of the signal")
         .unwrap();
     assert!(
         !status.success(),
