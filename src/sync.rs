@@ -542,6 +542,17 @@ impl Syncer {
             .into_iter()
             .filter_map(|e| resolve_site(e, settings))
             .collect();
+        // One export per code: a code the API lists twice (two site ids)
+        // would otherwise be exported twice over the same rows.
+        let mut seen = HashSet::new();
+        let exported: Vec<&Site> = all.iter().filter(|s| seen.insert(s.code.clone())).collect();
+        if exported.len() < all.len() {
+            tracing::warn!(
+                listed = all.len(),
+                codes = exported.len(),
+                "/site/list reports some site codes more than once; each code is exported once"
+            );
+        }
         store::ride_out(
             self.settings.database.outage_timeout,
             "store the site list",
@@ -570,7 +581,7 @@ impl Syncer {
             });
         }
         let Some(mut wanted) = wanted else {
-            return Ok((all, Vec::new()));
+            return Ok((exported.into_iter().cloned().collect(), Vec::new()));
         };
         // A code listed twice is exported once.
         wanted.sort();
@@ -587,9 +598,10 @@ impl Syncer {
                 ),
             })
             .collect();
-        let sites = all
+        let sites = exported
             .into_iter()
             .filter(|s| wanted.contains(&s.code))
+            .cloned()
             .collect();
         Ok((sites, missing))
     }

@@ -496,3 +496,85 @@ async fn demo_names_a_missing_database_instead_of_starting_a_server_of_its_own()
     );
     assert!(!out.contains("starting a private one"), "{out}");
 }
+
+#[tokio::test]
+async fn a_site_code_listed_twice_is_exported_once() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    let toml = app.config_toml(20, Duration::from_millis(600)).replacen(
+        "timezone = \"America/New_York\"\n",
+        "timezone = \"America/New_York\"\nsites = [\"N01\", \"N01\"]\n",
+        1,
+    );
+    assert!(toml.contains("sites = [\"N01\", \"N01\"]"), "{toml}");
+    std::fs::write(&path, toml).unwrap();
+    let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        sonnys_etl(
+            &[
+                "sync",
+                "--config",
+                path.to_str().unwrap(),
+                "--from",
+                &day,
+                "--account",
+                "northside",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("1 of 1 site-days done across 1 sites"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_and_report_need_no_api_key() {
+    let app = TestApp::start(fast_simulator()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[database]\nurl = \"{}\"\n\n[[accounts]]\nname = \"brand-a\"\napi_id = \"id\"\napi_key_env = \"SONNYS_TEST_KEY_THAT_IS_NOT_SET\"\n",
+            app.db.url
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap().to_owned();
+    let (migrate, report, sync) = tokio::task::spawn_blocking(move || {
+        (
+            sonnys_etl(&["migrate", "--config", &config], &[]),
+            sonnys_etl(
+                &[
+                    "report",
+                    "--config",
+                    &config,
+                    "--from",
+                    "2026-11-01",
+                    "--to",
+                    "2026-11-02",
+                ],
+                &[],
+            ),
+            sonnys_etl(&["sync", "--config", &config, "--from", "2026-11-01"], &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+    assert!(report.status.success(), "{}", text(&report));
+    // A command that calls the API still names the missing variable.
+    assert!(!sync.status.success());
+    assert!(
+        text(&sync).contains("SONNYS_TEST_KEY_THAT_IS_NOT_SET"),
+        "{}",
+        text(&sync)
+    );
+}
