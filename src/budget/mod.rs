@@ -12,11 +12,24 @@
 //! that has been served least, so a large site cannot starve a small one.
 //! A 429 (another consumer overspent the id) pauses the budget past the window
 //! and lowers its pace, which then recovers one request per clean window.
+//!
+//! The queue decides who goes next; a [`Ledger`] of send times decides
+//! whether anyone may go now. [`InMemoryLedger`] sees this process only;
+//! [`PgLedger`] keeps the send times in PostgreSQL, so that every process
+//! using an API id (the service, a backfill beside it, replicas) shares its
+//! one allowance — and its pause after a 429.
 
-use std::collections::{HashMap, VecDeque};
+mod ledger;
+mod pg_ledger;
+
+pub use ledger::{InMemoryLedger, Ledger, LedgerError, Reservation};
+pub use pg_ledger::PgLedger;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
@@ -79,12 +92,18 @@ impl Budget {
     /// Start a budget. Must be called within a tokio runtime; the budget's
     /// task ends when the last clone is dropped.
     pub fn new(allowance: Allowance) -> Self {
+        Self::with_ledger(allowance, InMemoryLedger::new(allowance))
+    }
+
+    /// Start a budget whose slots are reserved in `ledger`, e.g. a
+    /// [`PgLedger`] shared with every other process on the same API id.
+    pub fn with_ledger(allowance: Allowance, ledger: impl Ledger) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(BudgetStats {
             pace: allowance.requests,
             ..Default::default()
         }));
-        tokio::spawn(run(allowance, rx, stats.clone()));
+        tokio::spawn(run(allowance, ledger, rx, stats.clone()));
         Self { tx, stats }
     }
 
@@ -121,12 +140,18 @@ struct Waiter {
     reply: oneshot::Sender<()>,
 }
 
-struct State {
+/// The local side of a budget: who goes next, and how fast after a 429.
+/// Whether anyone may go at all is the ledger's to say.
+struct Queue {
     allowance: Allowance,
-    /// Send times still inside the sliding window, oldest first.
-    sent: VecDeque<Instant>,
     pace: u32,
     paused_until: Option<Instant>,
+    /// A 429's pause not yet written to the ledger.
+    unpublished_pause: Option<Duration>,
+    /// When the ledger said a slot may free; it is not asked before then.
+    ledger_free_at: Option<Instant>,
+    /// Ledger failures in a row, for the backoff.
+    failures: u32,
     /// When the pace was last lowered or raised.
     pace_changed: Instant,
     waiters: Vec<Waiter>,
@@ -138,7 +163,23 @@ struct State {
     seq: u64,
 }
 
-impl State {
+impl Queue {
+    fn new(allowance: Allowance) -> Self {
+        Self {
+            allowance,
+            pace: allowance.requests.max(1),
+            paused_until: None,
+            unpublished_pause: None,
+            ledger_free_at: None,
+            failures: 0,
+            pace_changed: Instant::now(),
+            waiters: Vec::new(),
+            last_tag: HashMap::new(),
+            clock: 0,
+            seq: 0,
+        }
+    }
+
     fn slot_life(&self) -> Duration {
         self.allowance.window + self.allowance.guard
     }
@@ -171,19 +212,45 @@ impl State {
     }
 
     fn rate_limited(&mut self, now: Instant, retry_after: Option<Duration>) {
-        let until = now + retry_after.unwrap_or_default().max(self.slot_life());
+        let pause = retry_after.unwrap_or_default().max(self.slot_life());
+        let until = now + pause;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        self.unpublished_pause = Some(self.unpublished_pause.map_or(pause, |p| p.max(pause)));
         // Another consumer spends part of the id: leave it more room.
         self.pace = (self.pace * 3 / 4).max(1);
         self.pace_changed = now;
     }
 
-    /// Grant every waiter that can go now; returns when to look again.
-    fn grant(&mut self, now: Instant, stats: &Mutex<BudgetStats>) -> Option<Instant> {
-        let life = self.slot_life();
-        while self.sent.front().is_some_and(|t| *t + life <= now) {
-            self.sent.pop_front();
+    /// Tell every consumer of the id about a 429, best effort: the local
+    /// pause holds regardless.
+    async fn publish_pause(&mut self, ledger: &mut impl Ledger) {
+        let Some(pause) = self.unpublished_pause.take() else {
+            return;
+        };
+        if let Err(error) = ledger.block(pause).await {
+            tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "cannot share a 429's pause through the request ledger; retrying");
+            self.unpublished_pause = Some(pause);
         }
+    }
+
+    /// When to look again for a slot that frees at `at`: a lowered pace
+    /// recovers while waiting, so also then.
+    fn look_again(&self, at: Instant, now: Instant) -> Instant {
+        if self.pace < self.allowance.requests {
+            at.min(self.pace_changed + self.slot_life()).max(now)
+        } else {
+            at
+        }
+    }
+
+    /// Grant every waiter that can go now; returns when to look again.
+    async fn grant(
+        &mut self,
+        ledger: &mut impl Ledger,
+        stats: &Mutex<BudgetStats>,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        let life = self.slot_life();
         if let Some(until) = self.paused_until {
             if until > now {
                 return Some(until);
@@ -195,7 +262,36 @@ impl State {
             self.pace_changed = now;
         }
         self.waiters.retain(|w| !w.reply.is_closed());
-        while !self.waiters.is_empty() && (self.sent.len() as u32) < self.pace {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        if let Some(at) = self.ledger_free_at {
+            if at > now {
+                return Some(self.look_again(at, now));
+            }
+            self.ledger_free_at = None;
+        }
+        let wanted = (self.waiters.len() as u32).min(self.pace);
+        let reservation = match ledger.reserve(self.pace, wanted).await {
+            Ok(r) => r,
+            Err(error) => {
+                // Never send without a slot: wait and ask again.
+                self.failures += 1;
+                let backoff = LEDGER_RETRY_FIRST
+                    .saturating_mul(1 << self.failures.min(8))
+                    .min(LEDGER_RETRY_MAX);
+                if self.failures == 1 || self.failures % 10 == 0 {
+                    tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), failures = self.failures, retry_ms = backoff.as_millis() as u64, "cannot reserve a request slot; no request is sent until one is reserved");
+                }
+                return Some(Instant::now() + backoff);
+            }
+        };
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "the request ledger answers again");
+            self.failures = 0;
+        }
+        let mut slots = reservation.granted;
+        while slots > 0 && !self.waiters.is_empty() {
             let best = self
                 .waiters
                 .iter()
@@ -203,10 +299,12 @@ impl State {
                 .min_by_key(|(_, w)| (w.priority, w.tag, w.seq))
                 .map(|(i, _)| i)?;
             let w = self.waiters.swap_remove(best);
+            // A waiter that left passes its slot on; a slot nobody takes is
+            // spent all the same.
             if w.reply.send(()).is_err() {
                 continue;
             }
-            self.sent.push_back(now);
+            slots -= 1;
             self.clock = self.clock.max(w.tag);
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.granted += 1;
@@ -215,70 +313,83 @@ impl State {
         if self.waiters.is_empty() {
             return None;
         }
-        // Full: the oldest send leaves the window first. A lowered pace
-        // recovers while waiting, so look again then too.
-        let next_free = self.sent.front().map(|t| *t + life).unwrap_or(now);
-        if self.pace < self.allowance.requests {
-            Some(next_free.min(self.pace_changed + life).max(now))
-        } else {
-            Some(next_free)
-        }
+        let now = Instant::now();
+        let at = now + reservation.retry_in;
+        self.ledger_free_at = Some(at);
+        Some(self.look_again(at, now))
     }
 }
 
+/// The first wait after the ledger fails; it doubles up to [`LEDGER_RETRY_MAX`].
+const LEDGER_RETRY_FIRST: Duration = Duration::from_millis(25);
+const LEDGER_RETRY_MAX: Duration = Duration::from_secs(2);
+
 async fn run(
     allowance: Allowance,
+    mut ledger: impl Ledger,
     mut rx: mpsc::UnboundedReceiver<Message>,
     stats: Arc<Mutex<BudgetStats>>,
 ) {
-    let mut state = State {
-        allowance,
-        sent: VecDeque::with_capacity(allowance.requests as usize),
-        pace: allowance.requests.max(1),
-        paused_until: None,
-        pace_changed: Instant::now(),
-        waiters: Vec::new(),
-        last_tag: HashMap::new(),
-        clock: 0,
-        seq: 0,
-    };
+    let mut queue = Queue::new(allowance);
     let mut wake: Option<Instant> = None;
     loop {
         let message = match wake {
             Some(at) => tokio::select! {
-                m = rx.recv() => m,
-                _ = sleep_until(at) => {
-                    wake = state.grant(Instant::now(), &stats);
-                    continue;
-                }
+                m = rx.recv() => Some(m),
+                _ = sleep_until(at) => None,
             },
-            None => rx.recv().await,
+            None => Some(rx.recv().await),
         };
-        let Some(message) = message else { return };
-        state.handle(message, &stats);
-        // Take what else is already queued so one wake-up serves a burst in
-        // priority order rather than arrival order.
-        while let Ok(message) = rx.try_recv() {
-            state.handle(message, &stats);
+        if let Some(message) = message {
+            let Some(message) = message else { return };
+            queue.handle(message, &stats);
+            // Take what else is already queued so one wake-up serves a burst
+            // in priority order rather than arrival order.
+            while let Ok(message) = rx.try_recv() {
+                queue.handle(message, &stats);
+            }
         }
-        wake = state.grant(Instant::now(), &stats);
+        queue.publish_pause(&mut ledger).await;
+        wake = queue.grant(&mut ledger, &stats).await;
+        if queue.unpublished_pause.is_some() {
+            let retry = Instant::now() + LEDGER_RETRY_MAX;
+            wake = Some(wake.map_or(retry, |w| w.min(retry)));
+        }
     }
 }
 
 /// The budgets of all API ids in use: one per id, however many accounts or
-/// workers use it.
+/// workers use it. The default keeps its ledgers in memory; [`Budgets::shared`]
+/// keeps them in PostgreSQL, shared with every other process.
 #[derive(Clone, Default)]
 pub struct Budgets {
     inner: Arc<Mutex<HashMap<ApiId, Budget>>>,
+    /// Where the ledgers are shared; `None`: in this process only.
+    pool: Option<PgPool>,
 }
 
 impl Budgets {
+    /// Budgets whose ledgers live in `pool`'s database, so that every process
+    /// using an API id keeps within its one allowance.
+    pub fn shared(pool: PgPool) -> Self {
+        Self {
+            inner: Arc::default(),
+            pool: Some(pool),
+        }
+    }
+
     pub fn get_or_create(&self, api_id: &ApiId, allowance: Allowance) -> Budget {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(api_id.clone())
-            .or_insert_with(|| Budget::new(allowance))
+            .or_insert_with(|| match &self.pool {
+                Some(pool) => Budget::with_ledger(
+                    allowance,
+                    PgLedger::new(pool.clone(), api_id.clone(), allowance),
+                ),
+                None => Budget::new(allowance),
+            })
             .clone()
     }
 }
