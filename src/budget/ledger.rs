@@ -52,6 +52,7 @@ pub struct InMemoryLedger {
 }
 
 impl InMemoryLedger {
+    /// An empty ledger for `allowance`'s window and guard.
     pub fn new(allowance: Allowance) -> Self {
         Self {
             life: allowance.window + allowance.guard,

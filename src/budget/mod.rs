@@ -393,3 +393,54 @@ impl Budgets {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger that fails its first `failures` reservations.
+    struct Flaky {
+        failures: u32,
+        calls: Arc<Mutex<u32>>,
+        inner: InMemoryLedger,
+    }
+
+    impl Ledger for Flaky {
+        async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
+            *self.calls.lock().unwrap() += 1;
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(LedgerError::Database(sqlx::Error::PoolTimedOut));
+            }
+            self.inner.reserve(limit, wanted).await
+        }
+
+        async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
+            self.inner.block(pause).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_granted_while_the_ledger_fails_and_it_is_asked_again_soon() {
+        let allowance = Allowance {
+            requests: 20,
+            window: Duration::from_secs(15),
+            guard: Duration::ZERO,
+        };
+        let calls = Arc::new(Mutex::new(0));
+        let budget = Budget::with_ledger(
+            allowance,
+            Flaky {
+                failures: 3,
+                calls: calls.clone(),
+                inner: InMemoryLedger::new(allowance),
+            },
+        );
+        let start = Instant::now();
+        budget.acquire(Priority::Open, "a").await.unwrap();
+        // Backoffs of 50, 100 and 200 ms, then the slot.
+        assert_eq!(start.elapsed(), Duration::from_millis(350));
+        assert_eq!(*calls.lock().unwrap(), 4);
+        assert_eq!(budget.stats().granted, 1);
+    }
+}

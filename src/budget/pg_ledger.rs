@@ -42,6 +42,8 @@ pub struct PgLedger {
 }
 
 impl PgLedger {
+    /// The ledger of `api_id` in `pool`'s database (migration 0005). Every
+    /// process on the id must use the same `allowance` window and guard.
     pub fn new(pool: PgPool, api_id: ApiId, allowance: Allowance) -> Self {
         Self {
             pool,
