@@ -89,8 +89,9 @@ enum Message {
 }
 
 impl Budget {
-    /// Start a budget. Must be called within a tokio runtime; the budget's
-    /// task ends when the last clone is dropped.
+    /// Start a budget that sees this process only (an [`InMemoryLedger`]).
+    /// Must be called within a tokio runtime; the budget's task ends when the
+    /// last clone is dropped.
     pub fn new(allowance: Allowance) -> Self {
         Self::with_ledger(allowance, InMemoryLedger::new(allowance))
     }
