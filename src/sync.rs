@@ -285,12 +285,17 @@ pub struct Syncer {
 }
 
 impl Syncer {
+    /// A syncer whose budgets are shared through `pool`'s database with every
+    /// other process on the same API ids.
     pub fn new(settings: Arc<Settings>, pool: PgPool) -> Self {
         let sites = settings.sync.max_concurrent_sites;
+        // Every process syncing with an API id reserves its requests in the
+        // database they share, so together they keep to the limit.
+        let budgets = Budgets::shared(pool.clone());
         Self {
             settings,
             pool,
-            budgets: Budgets::default(),
+            budgets,
             sites_running: Arc::new(Semaphore::new(sites)),
         }
     }

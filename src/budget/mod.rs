@@ -1,0 +1,447 @@
+//! One request budget per API id, shared by every worker that uses the id.
+//!
+//! The vendor counts requests in fixed windows that start at the first request
+//! the server sees, so a client that keeps at most `allowance` requests in
+//! *any* sliding window (plus a guard for network jitter) can never be the
+//! cause of a 429 — and at the same time reaches the server's ceiling. A token
+//! bucket does not have that property: it can send twice its capacity in one
+//! window.
+//!
+//! Requests wait in one queue per budget. When a slot frees, the budget grants
+//! it to the waiter with the best [`Priority`], and among those to the site
+//! that has been served least, so a large site cannot starve a small one.
+//! A 429 (another consumer overspent the id) pauses the budget past the window
+//! and lowers its pace, which then recovers one request per clean window.
+//!
+//! The queue decides who goes next; a [`Ledger`] of send times decides
+//! whether anyone may go now. [`InMemoryLedger`] sees this process only;
+//! [`PgLedger`] keeps the send times in PostgreSQL, so that every process
+//! using an API id (the service, a backfill beside it, replicas) shares its
+//! one allowance — and its pause after a 429.
+
+mod ledger;
+mod pg_ledger;
+
+pub use ledger::{InMemoryLedger, Ledger, LedgerError, Reservation};
+pub use pg_ledger::PgLedger;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+
+use crate::domain::ApiId;
+
+/// What a request is for; lower is served first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Polling a job that is probably ready: finishes work already paid for.
+    Poll,
+    /// Submitting a further page of a day already open.
+    Continue,
+    /// Opening new work: a new day's first pages, the site list.
+    Open,
+}
+
+/// The shape of one budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// Requests this daemon may send in any `window` (the vendor's limit less the reserve).
+    pub requests: u32,
+    pub window: Duration,
+    /// Added to `window` before a slot is reused.
+    pub guard: Duration,
+}
+
+/// Counters of one budget, for progress, metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetStats {
+    pub granted: u64,
+    pub rate_limited: u64,
+    /// Current pace: requests per window after 429 feedback.
+    pub pace: u32,
+}
+
+/// A shared request budget. Cheap to clone; all clones share one queue.
+#[derive(Clone)]
+pub struct Budget {
+    tx: mpsc::UnboundedSender<Message>,
+    stats: Arc<Mutex<BudgetStats>>,
+}
+
+/// The budget's owner task has stopped; only at shutdown.
+#[derive(Debug, thiserror::Error)]
+#[error("the request budget is closed")]
+pub struct Closed;
+
+enum Message {
+    Acquire {
+        priority: Priority,
+        lane: Arc<str>,
+        reply: oneshot::Sender<()>,
+    },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Budget {
+    /// Start a budget that sees this process only (an [`InMemoryLedger`]).
+    /// Must be called within a tokio runtime; the budget's task ends when the
+    /// last clone is dropped.
+    pub fn new(allowance: Allowance) -> Self {
+        Self::with_ledger(allowance, InMemoryLedger::new(allowance))
+    }
+
+    /// Start a budget whose slots are reserved in `ledger`, e.g. a
+    /// [`PgLedger`] shared with every other process on the same API id.
+    pub fn with_ledger(allowance: Allowance, ledger: impl Ledger) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(BudgetStats {
+            pace: allowance.requests,
+            ..Default::default()
+        }));
+        tokio::spawn(run(allowance, ledger, rx, stats.clone()));
+        Self { tx, stats }
+    }
+
+    /// Wait for the right to send one request. `lane` names who asks (a site),
+    /// for fairness between sites.
+    pub async fn acquire(&self, priority: Priority, lane: &str) -> Result<(), Closed> {
+        let (reply, granted) = oneshot::channel();
+        self.tx
+            .send(Message::Acquire {
+                priority,
+                lane: Arc::from(lane),
+                reply,
+            })
+            .map_err(|_| Closed)?;
+        granted.await.map_err(|_| Closed)
+    }
+
+    /// Tell the budget that a request was answered 429.
+    pub fn rate_limited(&self, retry_after: Option<Duration>) {
+        let _ = self.tx.send(Message::RateLimited { retry_after });
+    }
+
+    pub fn stats(&self) -> BudgetStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Waiter {
+    priority: Priority,
+    /// Virtual time of this request: a lane's requests get successive tags,
+    /// so lanes take turns however many requests each has queued.
+    tag: u64,
+    seq: u64,
+    reply: oneshot::Sender<()>,
+}
+
+/// The local side of a budget: who goes next, and how fast after a 429.
+/// Whether anyone may go at all is the ledger's to say.
+struct Queue {
+    allowance: Allowance,
+    pace: u32,
+    paused_until: Option<Instant>,
+    /// A 429's pause not yet written to the ledger.
+    unpublished_pause: Option<Duration>,
+    /// When the ledger said a slot may free; it is not asked before then.
+    ledger_free_at: Option<Instant>,
+    /// Ledger failures in a row, for the backoff.
+    failures: u32,
+    /// When the pace was last lowered or raised.
+    pace_changed: Instant,
+    waiters: Vec<Waiter>,
+    /// The last tag given to each lane.
+    last_tag: HashMap<Arc<str>, u64>,
+    /// The tag of the latest grant: a lane that was idle starts here, not
+    /// where it left off, so it shares fairly instead of bursting to catch up.
+    clock: u64,
+    seq: u64,
+}
+
+impl Queue {
+    fn new(allowance: Allowance) -> Self {
+        Self {
+            allowance,
+            pace: allowance.requests.max(1),
+            paused_until: None,
+            unpublished_pause: None,
+            ledger_free_at: None,
+            failures: 0,
+            pace_changed: Instant::now(),
+            waiters: Vec::new(),
+            last_tag: HashMap::new(),
+            clock: 0,
+            seq: 0,
+        }
+    }
+
+    fn slot_life(&self) -> Duration {
+        self.allowance.window + self.allowance.guard
+    }
+
+    fn enqueue(&mut self, priority: Priority, lane: Arc<str>, reply: oneshot::Sender<()>) {
+        let last = self.last_tag.entry(lane).or_insert(0);
+        let tag = (*last).max(self.clock) + 1;
+        *last = tag;
+        self.seq += 1;
+        self.waiters.push(Waiter {
+            priority,
+            tag,
+            seq: self.seq,
+            reply,
+        });
+    }
+
+    fn handle(&mut self, message: Message, stats: &Mutex<BudgetStats>) {
+        match message {
+            Message::Acquire {
+                priority,
+                lane,
+                reply,
+            } => self.enqueue(priority, lane, reply),
+            Message::RateLimited { retry_after } => {
+                self.rate_limited(Instant::now(), retry_after);
+                stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
+            }
+        }
+    }
+
+    fn rate_limited(&mut self, now: Instant, retry_after: Option<Duration>) {
+        let pause = retry_after.unwrap_or_default().max(self.slot_life());
+        let until = now + pause;
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        self.unpublished_pause = Some(self.unpublished_pause.map_or(pause, |p| p.max(pause)));
+        // Another consumer spends part of the id: leave it more room.
+        self.pace = (self.pace * 3 / 4).max(1);
+        self.pace_changed = now;
+    }
+
+    /// Tell every consumer of the id about a 429, best effort: the local
+    /// pause holds regardless.
+    async fn publish_pause(&mut self, ledger: &mut impl Ledger) {
+        let Some(pause) = self.unpublished_pause.take() else {
+            return;
+        };
+        if let Err(error) = ledger.block(pause).await {
+            tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "cannot share a 429's pause through the request ledger; retrying");
+            self.unpublished_pause = Some(pause);
+        }
+    }
+
+    /// When to look again for a slot that frees at `at`: a lowered pace
+    /// recovers while waiting, so also then.
+    fn look_again(&self, at: Instant, now: Instant) -> Instant {
+        if self.pace < self.allowance.requests {
+            at.min(self.pace_changed + self.slot_life()).max(now)
+        } else {
+            at
+        }
+    }
+
+    /// Grant every waiter that can go now; returns when to look again.
+    async fn grant(
+        &mut self,
+        ledger: &mut impl Ledger,
+        stats: &Mutex<BudgetStats>,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        let life = self.slot_life();
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return Some(until);
+            }
+            self.paused_until = None;
+        }
+        if self.pace < self.allowance.requests && now >= self.pace_changed + life {
+            self.pace += 1;
+            self.pace_changed = now;
+        }
+        self.waiters.retain(|w| !w.reply.is_closed());
+        if self.waiters.is_empty() {
+            return None;
+        }
+        if let Some(at) = self.ledger_free_at {
+            if at > now {
+                return Some(self.look_again(at, now));
+            }
+            self.ledger_free_at = None;
+        }
+        let wanted = (self.waiters.len() as u32).min(self.pace);
+        let reservation = match ledger.reserve(self.pace, wanted).await {
+            Ok(r) => r,
+            Err(error) => {
+                // Never send without a slot: wait and ask again.
+                self.failures += 1;
+                let backoff = LEDGER_RETRY_FIRST
+                    .saturating_mul(1 << self.failures.min(8))
+                    .min(LEDGER_RETRY_MAX);
+                if self.failures == 1 || self.failures % 10 == 0 {
+                    tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), failures = self.failures, retry_ms = backoff.as_millis() as u64, "cannot reserve a request slot; no request is sent until one is reserved");
+                }
+                return Some(Instant::now() + backoff);
+            }
+        };
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "the request ledger answers again");
+            self.failures = 0;
+        }
+        let mut slots = reservation.granted;
+        while slots > 0 && !self.waiters.is_empty() {
+            let best = self
+                .waiters
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| (w.priority, w.tag, w.seq))
+                .map(|(i, _)| i)?;
+            let w = self.waiters.swap_remove(best);
+            // A waiter that left passes its slot on; a slot nobody takes is
+            // spent all the same.
+            if w.reply.send(()).is_err() {
+                continue;
+            }
+            slots -= 1;
+            self.clock = self.clock.max(w.tag);
+            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+            s.granted += 1;
+            s.pace = self.pace;
+        }
+        if self.waiters.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let at = now + reservation.retry_in;
+        self.ledger_free_at = Some(at);
+        Some(self.look_again(at, now))
+    }
+}
+
+/// The first wait after the ledger fails; it doubles up to [`LEDGER_RETRY_MAX`].
+const LEDGER_RETRY_FIRST: Duration = Duration::from_millis(25);
+const LEDGER_RETRY_MAX: Duration = Duration::from_secs(2);
+
+async fn run(
+    allowance: Allowance,
+    mut ledger: impl Ledger,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    stats: Arc<Mutex<BudgetStats>>,
+) {
+    let mut queue = Queue::new(allowance);
+    let mut wake: Option<Instant> = None;
+    loop {
+        let message = match wake {
+            Some(at) => tokio::select! {
+                m = rx.recv() => Some(m),
+                _ = sleep_until(at) => None,
+            },
+            None => Some(rx.recv().await),
+        };
+        if let Some(message) = message {
+            let Some(message) = message else { return };
+            queue.handle(message, &stats);
+            // Take what else is already queued so one wake-up serves a burst
+            // in priority order rather than arrival order.
+            while let Ok(message) = rx.try_recv() {
+                queue.handle(message, &stats);
+            }
+        }
+        queue.publish_pause(&mut ledger).await;
+        wake = queue.grant(&mut ledger, &stats).await;
+        if queue.unpublished_pause.is_some() {
+            let retry = Instant::now() + LEDGER_RETRY_MAX;
+            wake = Some(wake.map_or(retry, |w| w.min(retry)));
+        }
+    }
+}
+
+/// The budgets of all API ids in use: one per id, however many accounts or
+/// workers use it. The default keeps its ledgers in memory; [`Budgets::shared`]
+/// keeps them in PostgreSQL, shared with every other process.
+#[derive(Clone, Default)]
+pub struct Budgets {
+    inner: Arc<Mutex<HashMap<ApiId, Budget>>>,
+    /// Where the ledgers are shared; `None`: in this process only.
+    pool: Option<PgPool>,
+}
+
+impl Budgets {
+    /// Budgets whose ledgers live in `pool`'s database, so that every process
+    /// using an API id keeps within its one allowance.
+    pub fn shared(pool: PgPool) -> Self {
+        Self {
+            inner: Arc::default(),
+            pool: Some(pool),
+        }
+    }
+
+    pub fn get_or_create(&self, api_id: &ApiId, allowance: Allowance) -> Budget {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(api_id.clone())
+            .or_insert_with(|| match &self.pool {
+                Some(pool) => Budget::with_ledger(
+                    allowance,
+                    PgLedger::new(pool.clone(), api_id.clone(), allowance),
+                ),
+                None => Budget::new(allowance),
+            })
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger that fails its first `failures` reservations.
+    struct Flaky {
+        failures: u32,
+        calls: Arc<Mutex<u32>>,
+        inner: InMemoryLedger,
+    }
+
+    impl Ledger for Flaky {
+        async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
+            *self.calls.lock().unwrap() += 1;
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(LedgerError::Database(sqlx::Error::PoolTimedOut));
+            }
+            self.inner.reserve(limit, wanted).await
+        }
+
+        async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
+            self.inner.block(pause).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_granted_while_the_ledger_fails_and_it_is_asked_again_soon() {
+        let allowance = Allowance {
+            requests: 20,
+            window: Duration::from_secs(15),
+            guard: Duration::ZERO,
+        };
+        let calls = Arc::new(Mutex::new(0));
+        let budget = Budget::with_ledger(
+            allowance,
+            Flaky {
+                failures: 3,
+                calls: calls.clone(),
+                inner: InMemoryLedger::new(allowance),
+            },
+        );
+        let start = Instant::now();
+        budget.acquire(Priority::Open, "a").await.unwrap();
+        // Backoffs of 50, 100 and 200 ms, then the slot.
+        assert_eq!(start.elapsed(), Duration::from_millis(350));
+        assert_eq!(*calls.lock().unwrap(), 4);
+        assert_eq!(budget.stats().granted, 1);
+    }
+}
