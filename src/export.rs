@@ -76,6 +76,12 @@ pub enum ExportError {
     },
     #[error("interrupted by shutdown; redone at the next run")]
     Cancelled,
+    /// Another process holds a live claim on the day (the service skips it).
+    #[error("another process is exporting this day")]
+    ClaimedElsewhere,
+    /// Our claim ran out and another process took the day over.
+    #[error("another process took this day over after our claim ran out; it finishes the day")]
+    LeaseLost,
 }
 
 impl ExportError {
@@ -92,6 +98,8 @@ pub struct DayReport {
     pub pages: u64,
     pub requests: u64,
     pub write: PageWrite,
+    /// Another process exported the day while this one waited for it.
+    pub done_by_other: bool,
 }
 
 /// Records page `page` (from 1) must hold when the window has `total`:
@@ -151,6 +159,19 @@ impl BuildTimes {
     }
 }
 
+/// What an export does with a day another live process has claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnClaimed {
+    /// Leave it (the service: the other replica exports it).
+    Skip,
+    /// Wait until the other process is done with it (`sync`): report it done
+    /// when the other finished it, export it when the other failed or died.
+    Wait,
+}
+
+/// How often a `sync` looks again at a day another process is exporting.
+const CLAIM_POLL: Duration = Duration::from_secs(2);
+
 /// A page's job, submitted.
 struct Submitted {
     hash: JobHash,
@@ -169,6 +190,8 @@ pub struct AccountExport {
     pub max_total: u64,
     /// How long database outages are waited out before a day fails.
     pub outage: Duration,
+    /// What to do with a day another process is exporting.
+    pub on_claimed: OnClaimed,
     /// Cancelled when the account must stop or the program shuts down.
     pub cancel: CancellationToken,
 }
@@ -178,6 +201,7 @@ struct DayExport<'a> {
     account: &'a AccountExport,
     site: &'a Site,
     day: BusinessDay,
+    lease: store::Lease,
     requests: AtomicU64,
     /// What the stored pages did; `requests` is filled in at the end.
     report: Mutex<DayReport>,
@@ -192,14 +216,39 @@ impl AccountExport {
         day: BusinessDay,
     ) -> Result<DayReport, ExportError> {
         let (pool, account, code, date) = (&self.pool, &self.account, &site.code, day.date);
-        store::ride_out(self.outage, "begin the day", || {
-            store::begin_day(pool, account, code, date)
-        })
-        .await?;
+        let ours = store::Lease::of_this_process();
+        let lease = loop {
+            let claimed = store::ride_out(self.outage, "claim the day", || {
+                store::claim_day(pool, account, code, date, ours)
+            })
+            .await?;
+            if let Some(lease) = claimed {
+                break lease;
+            }
+            if self.on_claimed == OnClaimed::Skip {
+                return Err(ExportError::ClaimedElsewhere);
+            }
+            tracing::info!(day = %date, "another process is exporting this day; waiting for it");
+            tokio::select! {
+                _ = tokio::time::sleep(CLAIM_POLL) => {}
+                _ = self.cancel.cancelled() => return Err(ExportError::Cancelled),
+            }
+            let status = store::ride_out(self.outage, "read the day's status", || {
+                store::day_status(pool, account, code, date)
+            })
+            .await?;
+            if status.as_deref() == Some("done") {
+                return Ok(DayReport {
+                    done_by_other: true,
+                    ..DayReport::default()
+                });
+            }
+        };
         let run = DayExport {
             account: self,
             site,
             day,
+            lease,
             requests: AtomicU64::new(0),
             report: Mutex::new(DayReport::default()),
         };
@@ -215,8 +264,11 @@ impl AccountExport {
             tokio::select! {
                 result = &mut work => break result,
                 _ = beat.tick() => {
-                    if let Err(e) = store::heartbeat(pool, account, code, date).await {
-                        tracing::debug!(error = %e, "cannot write the heartbeat");
+                    match store::heartbeat(pool, account, code, date, lease).await {
+                        Ok(true) => {}
+                        // Fenced off: stop here, the new owner finishes the day.
+                        Ok(false) => break Err(ExportError::LeaseLost),
+                        Err(e) => tracing::debug!(error = %e, "cannot write the heartbeat"),
                     }
                 }
             }
@@ -225,7 +277,7 @@ impl AccountExport {
         let error = result.as_ref().err().map(|e| e.to_string());
         // Written once the database is back, so no day stays `running`.
         store::ride_out(self.outage, "finish the day", || {
-            store::finish_day(pool, account, code, date, requests, error.as_deref())
+            store::finish_day(pool, account, code, date, requests, error.as_deref(), lease)
         })
         .await?;
         result?;
@@ -355,9 +407,11 @@ impl DayExport<'_> {
                 self.day.date,
                 &records,
                 &rejected,
+                self.lease,
             )
         })
-        .await?;
+        .await?
+        .ok_or(ExportError::LeaseLost)?;
         tracing::debug!(
             records = records.len(),
             rejected = rejected.len(),

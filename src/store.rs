@@ -48,7 +48,7 @@ pub struct PageWrite {
 }
 
 /// A running export writes its heartbeat this often…
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
 /// …so one without a heartbeat for this long was left by a process that is
 /// gone (the same rule as `reporting.sync_health.stale_days`).
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
@@ -165,46 +165,100 @@ pub async fn done_days(
     Ok(done)
 }
 
-/// Mark a site-day as being exported: counts restart, attempts go up.
-pub async fn begin_day(
+/// How long a claim on a site-day holds without being renewed. The heartbeat
+/// renews it every [`HEARTBEAT_EVERY`]; a claim of a process that died runs
+/// out after this and the day is taken over.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// A claim on a site-day: who exports it. Every write of the day names it,
+/// and fails once another process has taken the day over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: uuid::Uuid,
+}
+
+impl Lease {
+    /// This process's claims (one owner per process).
+    pub fn of_this_process() -> Lease {
+        static OWNER: std::sync::OnceLock<uuid::Uuid> = std::sync::OnceLock::new();
+        Lease {
+            owner: *OWNER.get_or_init(uuid::Uuid::new_v4),
+        }
+    }
+}
+
+/// Claim a site-day for export: counts restart, attempts go up. `None`
+/// when another process holds a claim on it that has not run out.
+pub async fn claim_day(
     pool: &PgPool,
     account: &AccountName,
     site: &SiteCode,
     date: NaiveDate,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO sonnys.sync_days (account, site_code, business_date, status, attempts, started_at, heartbeat_at)
-         VALUES ($1, $2, $3, 'running', 1, now(), now())
+    lease: Lease,
+) -> sqlx::Result<Option<Lease>> {
+    let claimed: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO sonnys.sync_days AS d
+                (account, site_code, business_date, status, attempts, started_at, heartbeat_at, lease_owner, lease_until)
+         VALUES ($1, $2, $3, 'running', 1, now(), now(), $4::uuid, now() + make_interval(secs => $5))
          ON CONFLICT (account, site_code, business_date) DO UPDATE
-            SET status = 'running', attempts = sonnys.sync_days.attempts + 1,
+            SET status = 'running', attempts = d.attempts + 1,
                 transactions = 0, pages = 0, requests = 0, rejected = 0,
-                started_at = now(), heartbeat_at = now(), finished_at = NULL",
+                started_at = now(), heartbeat_at = now(), finished_at = NULL,
+                lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
+          WHERE d.status <> 'running' OR d.lease_until IS NULL OR d.lease_until < now()
+                OR d.lease_owner = EXCLUDED.lease_owner
+         RETURNING true",
     )
     .bind(account.as_str())
     .bind(site.as_str())
     .bind(date)
-    .execute(pool)
+    .bind(lease.owner.to_string())
+    .bind(LEASE.as_secs_f64())
+    .fetch_optional(pool)
     .await?;
-    Ok(())
+    Ok(claimed.map(|_| lease))
 }
 
-/// Prove that a running site-day's export is alive.
+/// The status of a site-day, if it was ever exported.
+pub async fn day_status(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Prove that a running site-day's export is alive and renew its claim.
+/// `false` when the claim is no longer ours (taken over after it ran out).
 pub async fn heartbeat(
     pool: &PgPool,
     account: &AccountName,
     site: &SiteCode,
     date: NaiveDate,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE sonnys.sync_days SET heartbeat_at = now()
-          WHERE account = $1 AND site_code = $2 AND business_date = $3 AND status = 'running'",
+    lease: Lease,
+) -> sqlx::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE sonnys.sync_days
+            SET heartbeat_at = now(), lease_until = now() + make_interval(secs => $5)
+          WHERE account = $1 AND site_code = $2 AND business_date = $3 AND status = 'running'
+            AND lease_owner = $4::uuid",
     )
     .bind(account.as_str())
     .bind(site.as_str())
     .bind(date)
+    .bind(lease.owner.to_string())
+    .bind(LEASE.as_secs_f64())
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(renewed.rows_affected() == 1)
 }
 
 /// Close a site-day: `done` only when every page is committed, else `failed` with the error.
@@ -215,18 +269,22 @@ pub async fn finish_day(
     date: NaiveDate,
     requests: u64,
     error: Option<&str>,
+    lease: Lease,
 ) -> sqlx::Result<()> {
+    // Only the holder of the claim closes the day: a process whose claim
+    // was taken over leaves the day to its new owner.
     sqlx::query(
         "UPDATE sonnys.sync_days
             SET status = CASE WHEN $5::text IS NULL THEN 'done' ELSE 'failed' END,
-                requests = $4, last_error = $5, finished_at = now()
-          WHERE account = $1 AND site_code = $2 AND business_date = $3",
+                requests = $4, last_error = $5, finished_at = now(), lease_until = NULL
+          WHERE account = $1 AND site_code = $2 AND business_date = $3 AND lease_owner = $6::uuid",
     )
     .bind(account.as_str())
     .bind(site.as_str())
     .bind(date)
     .bind(i32::try_from(requests).unwrap_or(i32::MAX))
     .bind(error)
+    .bind(lease.owner.to_string())
     .execute(pool)
     .await?;
     Ok(())
@@ -235,6 +293,7 @@ pub async fn finish_day(
 /// Upsert one page of a site-day in one database transaction: the
 /// transactions, and the lines of those that are new or changed. Unchanged
 /// transactions are not rewritten; a changed one has its lines replaced.
+/// `None`, with nothing written, when `lease` no longer holds the day.
 pub async fn store_page(
     pool: &PgPool,
     account: &AccountName,
@@ -243,7 +302,8 @@ pub async fn store_page(
     day: NaiveDate,
     records: &[Transaction],
     rejected: &[Rejected],
-) -> sqlx::Result<PageWrite> {
+    lease: Lease,
+) -> sqlx::Result<Option<PageWrite>> {
     // One id twice in a page would make the upsert touch a row twice; the
     // later record wins, as it would have across pages.
     let mut last_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
@@ -258,6 +318,24 @@ pub async fn store_page(
         .collect();
 
     let mut tx = pool.begin().await?;
+    // Fencing: the claim is checked (and its row locked) first, so a process
+    // that lost its claim writes nothing, and no page of a new owner
+    // interleaves with it.
+    let holds: Option<bool> = sqlx::query_scalar(
+        "SELECT true FROM sonnys.sync_days
+          WHERE account = $1 AND site_code = $2 AND business_date = $3 AND lease_owner = $4::uuid
+            FOR UPDATE",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(day)
+    .bind(lease.owner.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if holds.is_none() {
+        // Another process took the day over: nothing of this page is written.
+        return Ok(None);
+    }
     let changed = upsert_transactions(&mut tx, account, site, timezone, &page).await?;
     let inserted = changed.iter().filter(|c| c.inserted).count() as u64;
     let updated_ids: Vec<&str> = changed
@@ -316,12 +394,12 @@ pub async fn store_page(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(PageWrite {
+    Ok(Some(PageWrite {
         inserted,
         updated: updated_ids.len() as u64,
         unchanged: page.len() as u64 - changed.len() as u64,
         rejected: rejected.len() as u64,
-    })
+    }))
 }
 
 /// Keep records that cannot be stored, with the reason and the raw text.

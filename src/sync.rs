@@ -83,6 +83,17 @@ pub struct SiteDays {
 }
 
 impl DaySelection {
+    /// What an export under this selection does with a day another live
+    /// process is exporting: the service leaves it to the other (replicas
+    /// share a night's work); a `sync` of a range waits for it, so that it
+    /// can report every day of the range.
+    pub fn on_claimed(&self) -> crate::export::OnClaimed {
+        match self {
+            DaySelection::Recent { .. } => crate::export::OnClaimed::Skip,
+            DaySelection::Range { .. } => crate::export::OnClaimed::Wait,
+        }
+    }
+
     /// The dates whose `done` state the selection depends on, if any.
     pub fn needs_done_from(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
         match *self {
@@ -195,6 +206,10 @@ pub struct AccountSummary {
     pub rate_limited: u64,
     /// Records quarantined in `sonnys.rejected_records`.
     pub rejected: u64,
+    /// Site-days another process exported while this one waited (counted in `done`).
+    pub done_by_others: usize,
+    /// Site-days left to another process that holds them (the service).
+    pub left_to_others: usize,
     /// The reason the whole account stopped, if it did.
     pub stopped: Option<String>,
     /// Codes of the sites exported.
@@ -249,6 +264,20 @@ impl std::fmt::Display for SyncSummary {
                     f,
                     "  {} site-days skipped: the day has not ended yet in the site's time zone",
                     a.not_complete
+                )?;
+            }
+            if a.done_by_others > 0 {
+                writeln!(
+                    f,
+                    "  {} of them done by another process while this one waited",
+                    a.done_by_others
+                )?;
+            }
+            if a.left_to_others > 0 {
+                writeln!(
+                    f,
+                    "  {} site-days left to another process that is exporting them",
+                    a.left_to_others
                 )?;
             }
             if a.rejected > 0 {
@@ -407,6 +436,7 @@ impl Syncer {
             job_timeout: api.job_timeout,
             max_total: api.max_total_per_window,
             outage: self.settings.database.outage_timeout,
+            on_claimed: plan.days.on_claimed(),
             cancel: shutdown.child_token(),
         };
 
@@ -481,6 +511,12 @@ impl Syncer {
                 while let Some((day, result)) = days.next().await {
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match result {
+                        Ok(report) if report.done_by_other => {
+                            tracing::info!(day = %day, "site-day done by another process");
+                            s.done += 1;
+                            s.done_by_others += 1;
+                            bar.day_done(&report);
+                        }
                         Ok(report) => {
                             crate::metrics::site_day(export.account.as_str(), "done", &report.write);
                             s.done += 1;
@@ -498,6 +534,11 @@ impl Syncer {
                             export.cancel.cancel();
                         }
                         Err(ExportError::Cancelled) => {}
+                        Err(e @ (ExportError::ClaimedElsewhere | ExportError::LeaseLost)) => {
+                            tracing::info!(day = %day, reason = %e, "site-day left to another process");
+                            s.left_to_others += 1;
+                            bar.day_failed();
+                        }
                         Err(e) => {
                             crate::metrics::site_day(export.account.as_str(), "failed", &Default::default());
                             tracing::error!(day = %day, error = %e, "site-day failed");

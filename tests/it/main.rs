@@ -3,6 +3,7 @@
 mod budget;
 mod cli;
 mod config;
+mod leases;
 mod ledger;
 mod pgserver;
 mod reliability;

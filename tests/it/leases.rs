@@ -1,0 +1,208 @@
+//! Site-day leases: a process claims a day before exporting it; another
+//! process leaves a claimed day alone (the service) or waits for it (`sync`);
+//! a dead process's claim runs out and its day is taken over; a process that
+//! lost its claim cannot write (fencing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use sonnys_etl::api::model::Transaction;
+use sonnys_etl::domain::{AccountName, SiteCode};
+use sonnys_etl::progress::Progress;
+use sonnys_etl::store::{self, Lease};
+use sonnys_etl::sync::{DaySelection, SyncPlan, Syncer};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{fast_simulator, TestApp};
+
+fn other_process() -> Lease {
+    Lease {
+        owner: uuid::Uuid::new_v4(),
+    }
+}
+
+async fn expire(app: &TestApp, date: NaiveDate) {
+    sqlx::query(
+        "UPDATE sonnys.sync_days SET lease_until = now() - interval '1 second' WHERE business_date = $1",
+    )
+    .bind(date)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_whose_claim_was_taken_over_cannot_write() {
+    let app = TestApp::start(fast_simulator()).await;
+    let (account, site) = (
+        AccountName::parse("desert").unwrap(),
+        SiteCode::parse("D01").unwrap(),
+    );
+    let date = app.find_day("desert", "D01", |n| n >= 2);
+    let pool = &app.db.pool;
+    let (a, b, c) = (other_process(), other_process(), other_process());
+
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, a)
+            .await
+            .unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, b)
+            .await
+            .unwrap(),
+        None,
+        "a live claim holds"
+    );
+    expire(&app, date).await;
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, b)
+            .await
+            .unwrap(),
+        Some(b),
+        "a dead claim is taken over"
+    );
+
+    let records: Vec<Transaction> = app
+        .served("desert", "D01", date)
+        .into_iter()
+        .map(|r| Transaction::from_raw(r).unwrap())
+        .collect();
+    let tz = app.business_day("desert", "D01", date).timezone;
+    let fenced = store::store_page(pool, &account, &site, tz, date, &records[..1], &[], a)
+        .await
+        .unwrap();
+    assert_eq!(fenced, None, "the old owner's page is refused");
+    assert!(!store::heartbeat(pool, &account, &site, date, a)
+        .await
+        .unwrap());
+    store::finish_day(pool, &account, &site, date, 1, None, a)
+        .await
+        .unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of the old owner's page was written");
+    assert_eq!(
+        store::day_status(pool, &account, &site, date)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("running"),
+        "the old owner cannot close the day"
+    );
+
+    let written = store::store_page(pool, &account, &site, tz, date, &records[1..2], &[], b)
+        .await
+        .unwrap();
+    assert!(written.is_some(), "the new owner writes");
+    assert!(store::heartbeat(pool, &account, &site, date, b)
+        .await
+        .unwrap());
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, c)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
+    let app = TestApp::start(fast_simulator()).await;
+    let (account, site) = (
+        AccountName::parse("desert").unwrap(),
+        SiteCode::parse("D01").unwrap(),
+    );
+    let settings = Arc::new(app.settings());
+    let now = chrono::Utc::now();
+    let tz = app.business_day("desert", "D01", now.date_naive()).timezone;
+    let date = sonnys_etl::sync::last_ended_day(tz, now);
+    let other = other_process();
+    assert!(store::claim_day(&app.db.pool, &account, &site, date, other)
+        .await
+        .unwrap()
+        .is_some());
+
+    // The service's selection leaves the claimed day alone.
+    let service_plan = SyncPlan {
+        days: DaySelection::Recent {
+            catch_up_days: 1,
+            lookback_days: 0,
+        },
+        accounts: vec!["desert".into()],
+        sites: vec!["D01".into()],
+    };
+    let syncer = Syncer::new(settings.clone(), app.db.pool.clone());
+    let summary = syncer
+        .run(&service_plan, &CancellationToken::new(), &Progress::plain())
+        .await
+        .unwrap();
+    assert_eq!(summary.accounts[0].left_to_others, 1, "{summary}");
+    assert!(summary.ok(), "{summary}");
+    assert_eq!(
+        store::day_status(&app.db.pool, &account, &site, date)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("running")
+    );
+
+    // `sync` of that day waits, and reports it done when the owner finishes it.
+    let plan = SyncPlan {
+        days: DaySelection::Range {
+            from: date,
+            to: date,
+            missing_only: false,
+        },
+        accounts: vec!["desert".into()],
+        sites: vec!["D01".into()],
+    };
+    let waiting = tokio::spawn(async move {
+        syncer
+            .run(&plan, &CancellationToken::new(), &Progress::plain())
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "sync waits for the other process");
+    store::finish_day(&app.db.pool, &account, &site, date, 3, None, other)
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("sync sees the day done")
+        .unwrap();
+    assert!(summary.ok(), "{summary}");
+    assert_eq!(summary.accounts[0].done_by_others, 1, "{summary}");
+}
+
+#[tokio::test]
+async fn a_dead_processs_day_is_taken_over_once_its_claim_runs_out() {
+    let app = TestApp::start(fast_simulator()).await;
+    let (account, site) = (
+        AccountName::parse("desert").unwrap(),
+        SiteCode::parse("D01").unwrap(),
+    );
+    let date = app.find_day("desert", "D01", |n| n > 0);
+    assert!(
+        store::claim_day(&app.db.pool, &account, &site, date, other_process())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    expire(&app, date).await;
+    let summary = app.sync(date, date, &["desert"], &["D01"]).await;
+    assert!(
+        summary.ok() && summary.accounts[0].done_by_others == 0,
+        "{summary}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sonnys.transactions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored as usize, app.served("desert", "D01", date).len());
+}
