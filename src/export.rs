@@ -401,10 +401,12 @@ impl DayExport<'_> {
         let write = store::ride_out(a.outage, "store a page", || {
             store::store_page(
                 &a.pool,
-                &a.account,
-                &self.site.code,
-                self.site.timezone,
-                self.day.date,
+                store::SiteDay {
+                    account: &a.account,
+                    site: &self.site.code,
+                    timezone: self.site.timezone,
+                    date: self.day.date,
+                },
                 &records,
                 &rejected,
                 self.lease,

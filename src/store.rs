@@ -165,6 +165,16 @@ pub async fn done_days(
     Ok(done)
 }
 
+/// One site's business day, as the store addresses it.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteDay<'a> {
+    pub account: &'a AccountName,
+    pub site: &'a SiteCode,
+    /// The zone the site's business days are counted in.
+    pub timezone: Tz,
+    pub date: NaiveDate,
+}
+
 /// How long a claim on a site-day holds without being renewed. The heartbeat
 /// renews it every [`HEARTBEAT_EVERY`]; a claim of a process that died runs
 /// out after this and the day is taken over.
@@ -296,14 +306,17 @@ pub async fn finish_day(
 /// `None`, with nothing written, when `lease` no longer holds the day.
 pub async fn store_page(
     pool: &PgPool,
-    account: &AccountName,
-    site: &SiteCode,
-    timezone: Tz,
-    day: NaiveDate,
+    site_day: SiteDay<'_>,
     records: &[Transaction],
     rejected: &[Rejected],
     lease: Lease,
 ) -> sqlx::Result<Option<PageWrite>> {
+    let SiteDay {
+        account,
+        site,
+        timezone,
+        date: day,
+    } = site_day;
     // One id twice in a page would make the upsert touch a row twice; the
     // later record wins, as it would have across pages.
     let mut last_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());

@@ -71,7 +71,13 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
         .map(|r| Transaction::from_raw(r).unwrap())
         .collect();
     let tz = app.business_day("desert", "D01", date).timezone;
-    let fenced = store::store_page(pool, &account, &site, tz, date, &records[..1], &[], a)
+    let day = store::SiteDay {
+        account: &account,
+        site: &site,
+        timezone: tz,
+        date,
+    };
+    let fenced = store::store_page(pool, day, &records[..1], &[], a)
         .await
         .unwrap();
     assert_eq!(fenced, None, "the old owner's page is refused");
@@ -95,7 +101,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
         "the old owner cannot close the day"
     );
 
-    let written = store::store_page(pool, &account, &site, tz, date, &records[1..2], &[], b)
+    let written = store::store_page(pool, day, &records[1..2], &[], b)
         .await
         .unwrap();
     assert!(written.is_some(), "the new owner writes");
