@@ -490,10 +490,54 @@ impl Syncer {
             budget.clone(),
         );
         let summary = Mutex::new(summary);
+        let left = self.export_sites(&export, work, &summary, &bar).await;
+        // The service left days that another live process holds; once its
+        // own work is done it comes back and waits for them: done by the
+        // other, or taken over when the other's claim runs out (it died).
+        if !left.is_empty() && !export.cancel.is_cancelled() {
+            tracing::info!(
+                site_days = left.len(),
+                "waiting for the site-days other processes hold"
+            );
+            let again = AccountExport {
+                on_claimed: crate::export::OnClaimed::Wait,
+                ..export.clone()
+            };
+            let mut by_site: Vec<(&Site, Vec<BusinessDay>)> = Vec::new();
+            for (site, day) in left {
+                match by_site.iter_mut().find(|(s, _)| s.code == site.code) {
+                    Some((_, days)) => days.push(day),
+                    None => by_site.push((site, vec![day])),
+                }
+            }
+            self.export_sites(&again, by_site, &summary, &bar).await;
+        }
+        bar.finish();
+        let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+        if shutdown.is_cancelled() && summary.stopped.is_none() && summary.done < summary.site_days
+        {
+            summary.stopped = Some("interrupted by shutdown".into());
+        }
+        summary.rate_limited = budget.stats().rate_limited - limited_before;
+        // Every request sent, also those of failed days and the site list.
+        summary.requests = export.client.sent();
+        summary.elapsed = started.elapsed();
+        summary
+    }
+
+    /// Export the given days of each site (a few days of a site at once,
+    /// sites up to `max_concurrent_sites`), recording each outcome in
+    /// `summary`. Returns the days another live process holds.
+    async fn export_sites<'s>(
+        &self,
+        export: &AccountExport,
+        work: Vec<(&'s Site, Vec<BusinessDay>)>,
+        summary: &Mutex<AccountSummary>,
+        bar: &crate::progress::AccountProgress,
+    ) -> Vec<(&'s Site, BusinessDay)> {
+        let left = Mutex::new(Vec::new());
         join_all(work.into_iter().map(|(site, days)| {
-            let export = &export;
-            let summary = &summary;
-            let bar = &bar;
+            let (summary, bar, left) = (summary, bar, &left);
             let span = tracing::info_span!("site", site = %site.code);
             async move {
                 let Ok(_permit) = self.sites_running.acquire().await else { return };
@@ -534,8 +578,12 @@ impl Syncer {
                             export.cancel.cancel();
                         }
                         Err(ExportError::Cancelled) => {}
-                        Err(e @ (ExportError::ClaimedElsewhere | ExportError::LeaseLost)) => {
-                            tracing::info!(day = %day, reason = %e, "site-day left to another process");
+                        Err(ExportError::ClaimedElsewhere) => {
+                            tracing::info!(day = %day, "another process is exporting this site-day; coming back to it later");
+                            left.lock().unwrap_or_else(|e| e.into_inner()).push((site, day));
+                        }
+                        Err(e @ ExportError::LeaseLost) => {
+                            tracing::warn!(day = %day, reason = %e, "site-day left to the process that took it over");
                             s.left_to_others += 1;
                             bar.day_failed();
                         }
@@ -555,17 +603,7 @@ impl Syncer {
             .instrument(span)
         }))
         .await;
-        bar.finish();
-        let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
-        if shutdown.is_cancelled() && summary.stopped.is_none() && summary.done < summary.site_days
-        {
-            summary.stopped = Some("interrupted by shutdown".into());
-        }
-        summary.rate_limited = budget.stats().rate_limited - limited_before;
-        // Every request sent, also those of failed days and the site list.
-        summary.requests = export.client.sent();
-        summary.elapsed = started.elapsed();
-        summary
+        left.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The account's sites from /site/list, narrowed to the configured and

@@ -127,37 +127,76 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     let now = chrono::Utc::now();
     let tz = app.business_day("desert", "D01", now.date_naive()).timezone;
     let date = sonnys_etl::sync::last_ended_day(tz, now);
+    let before = date - chrono::Days::new(1);
+    let pool = app.db.pool.clone();
     let other = other_process();
-    assert!(store::claim_day(&app.db.pool, &account, &site, date, other)
+    assert!(store::claim_day(&pool, &account, &site, date, other)
         .await
         .unwrap()
         .is_some());
 
-    // The service's selection leaves the claimed day alone.
+    // The service exports the days nobody holds first, and leaves the
+    // claimed one to its owner until its own work is done.
     let service_plan = SyncPlan {
         days: DaySelection::Recent {
-            catch_up_days: 1,
+            catch_up_days: 2,
             lookback_days: 0,
         },
         accounts: vec!["desert".into()],
         sites: vec!["D01".into()],
     };
-    let syncer = Syncer::new(settings.clone(), app.db.pool.clone());
-    let summary = syncer
-        .run(&service_plan, &CancellationToken::new(), &Progress::plain())
+    let syncer = Syncer::new(settings.clone(), pool.clone());
+    let service = {
+        let syncer = syncer.clone();
+        tokio::spawn(async move {
+            syncer
+                .run(&service_plan, &CancellationToken::new(), &Progress::plain())
+                .await
+                .unwrap()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store::day_status(&pool, &account, &site, before)
         .await
-        .unwrap();
-    assert_eq!(summary.accounts[0].left_to_others, 1, "{summary}");
-    assert!(summary.ok(), "{summary}");
+        .unwrap()
+        .as_deref()
+        != Some("done")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the free day is exported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!service.is_finished(), "the service waits for the held day");
     assert_eq!(
-        store::day_status(&app.db.pool, &account, &site, date)
+        store::day_status(&pool, &account, &site, date)
             .await
             .unwrap()
             .as_deref(),
-        Some("running")
+        Some("running"),
+        "and does not take it from a live owner"
+    );
+    store::finish_day(&pool, &account, &site, date, 3, None, other)
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), service)
+        .await
+        .expect("the service sees the day done")
+        .unwrap();
+    assert!(summary.ok(), "{summary}");
+    assert_eq!(
+        (summary.accounts[0].done, summary.accounts[0].done_by_others),
+        (2, 1),
+        "{summary}"
     );
 
-    // `sync` of that day waits, and reports it done when the owner finishes it.
+    // `sync` of a held day waits, and reports it done when the owner finishes it.
+    let other = other_process();
+    assert!(store::claim_day(&pool, &account, &site, date, other)
+        .await
+        .unwrap()
+        .is_some());
     let plan = SyncPlan {
         days: DaySelection::Range {
             from: date,
@@ -175,7 +214,7 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "sync waits for the other process");
-    store::finish_day(&app.db.pool, &account, &site, date, 3, None, other)
+    store::finish_day(&pool, &account, &site, date, 3, None, other)
         .await
         .unwrap();
     let summary = tokio::time::timeout(Duration::from_secs(20), waiting)
