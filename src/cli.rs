@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job. Each command body
 //! loads what it needs and calls into the library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,6 +55,10 @@ pub enum Command {
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check
     /// for container images without curl.
     Probe(ProbeArgs),
+    /// Forecast the request budget of the next scheduled run (or of a date
+    /// range) from the recorded history: site-days, pages, requests and the
+    /// minimum time per API id. Sends no request to the API.
+    Plan(crate::plan::PlanArgs),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Print the KPIs (sales, washes, memberships, conversion rate) of a date
@@ -127,6 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status(settings, args).await
         }
         Command::Probe(args) => Ok(probe(args).await),
+        Command::Plan(args) => {
+            let settings = load_settings_without_keys(cli.config.as_deref())?;
+            plan(settings, args).await
+        }
         Command::Migrate => {
             let settings = load_settings_without_keys(cli.config.as_deref())?;
             let url = settings.database_url()?;
@@ -185,6 +193,61 @@ async fn status(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn plan(settings: Settings, args: crate::plan::PlanArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if args.table {
+        crate::plan::reference_table(&mut out, settings.api.allowance(), settings.api.window)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pool = crate::store::connect(settings.database_url()?, 2).await?;
+    let now = Utc::now();
+    let schedule = &settings.schedule;
+    let (selection, at) = match (args.from, args.to) {
+        (Some(from), Some(to)) => (
+            DaySelection::Range {
+                from,
+                to,
+                missing_only: false,
+            },
+            now,
+        ),
+        _ => (
+            DaySelection::Recent {
+                catch_up_days: schedule.catch_up_days,
+                lookback_days: schedule.lookback_days,
+            },
+            schedule.schedule.next_after(now).unwrap_or(now),
+        ),
+    };
+    let mut forecast = crate::plan::forecast(&pool, &settings, selection, at)
+        .await
+        .context("cannot read the history from the database")?;
+    if args.from.is_none() {
+        forecast.deadline = schedule.deadline.and_then(|time| {
+            let zone = schedule.schedule.timezone();
+            let local = at.with_timezone(&zone);
+            let mut date = local.date_naive();
+            if local.time() >= time {
+                date = date.succ_opt()?;
+            }
+            date.and_time(time)
+                .and_local_timezone(zone)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        });
+    }
+    match args.format {
+        crate::plan::PlanFormat::Table => {
+            crate::plan::print(&forecast, settings.schedule.schedule.timezone(), &mut out)?
+        }
+        crate::plan::PlanFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &forecast)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn probe(args: ProbeArgs) -> ExitCode {

@@ -59,6 +59,9 @@ pub struct ScheduleSettings {
     pub lookback_days: u32,
     /// How far back missing days are found.
     pub catch_up_days: u32,
+    /// Local time (in the schedule's zone) a run should have finished by;
+    /// `plan --tonight` warns when the forecast misses it.
+    pub deadline: Option<chrono::NaiveTime>,
 }
 
 impl Default for ScheduleSettings {
@@ -69,6 +72,7 @@ impl Default for ScheduleSettings {
                 .unwrap_or_else(|e| unreachable!("the default schedule parses: {e}")),
             lookback_days: 3,
             catch_up_days: 14,
+            deadline: None,
         }
     }
 }
@@ -169,6 +173,7 @@ struct RawSchedule {
     timezone: Option<String>,
     lookback_days: Option<u32>,
     catch_up_days: Option<u32>,
+    deadline: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -425,6 +430,19 @@ impl Settings {
                 .map_err(|p| invalid("schedule.cron", p))?,
             lookback_days: raw.schedule.lookback_days.unwrap_or(3),
             catch_up_days: positive("schedule.catch_up_days", raw.schedule.catch_up_days, 14)?,
+            deadline: raw
+                .schedule
+                .deadline
+                .as_deref()
+                .map(|t| {
+                    chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| {
+                        invalid(
+                            "schedule.deadline",
+                            format!("`{t}` is not a local time like \"07:00\""),
+                        )
+                    })
+                })
+                .transpose()?,
         };
         if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
             return Err(invalid(

@@ -108,6 +108,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?,
             lookback_days: 1,
             catch_up_days: args.days,
+            deadline: None,
         },
         server: ServerSettings {
             listen: Some(args.listen),

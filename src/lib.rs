@@ -24,6 +24,7 @@ pub mod domain;
 pub mod export;
 pub mod metrics;
 pub mod pgserver;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod schedule;

@@ -20,6 +20,7 @@ pub const SITE_LAST_SUCCESS: &str = "sonnys_etl_site_last_success_timestamp_seco
 pub const NEXT_RUN: &str = "sonnys_etl_next_run_timestamp_seconds";
 pub const TICKS_SKIPPED: &str = "sonnys_etl_ticks_skipped_total";
 pub const REJECTED_RECORDS: &str = "sonnys_etl_rejected_records_total";
+pub const FORECAST_REQUESTS: &str = "sonnys_etl_forecast_requests";
 
 /// Install the process-wide recorder; the handle renders `/metrics`.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -80,6 +81,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Unix time of the next scheduled run."
     );
+    describe_gauge!(
+        FORECAST_REQUESTS,
+        "Requests the current or last run was forecast to need, by account (sonnys-etl plan)."
+    );
     describe_counter!(
         REJECTED_RECORDS,
         "Records quarantined in sonnys.rejected_records (unparsable, inexact, or dated outside their window), by account."
@@ -129,6 +134,10 @@ pub fn tick_skipped() {
 pub fn site_last_success(account: &str, site: &str, unix_seconds: i64) {
     gauge!(SITE_LAST_SUCCESS, "account" => account.to_owned(), "site" => site.to_owned())
         .set(unix_seconds as f64);
+}
+
+pub fn forecast_requests(account: &str, requests: f64) {
+    gauge!(FORECAST_REQUESTS, "account" => account.to_owned()).set(requests);
 }
 
 pub fn next_run(unix_seconds: i64) {

@@ -428,8 +428,24 @@ impl Service {
         tracing::info!("run started");
         notify::status("exporting: listing sites");
         let span = tracing::info_span!("run", started = %started_at.format("%Y-%m-%dT%H:%M:%SZ"));
+        let pool = self.pool.clone();
         let task = tokio::spawn(
-            async move { syncer.run(&plan, &cancel, &progress).await }.instrument(span),
+            async move {
+                match crate::plan::forecast(&pool, &settings, plan.days, Utc::now()).await {
+                    Ok(forecast) => {
+                        for (account, requests) in &forecast.per_account {
+                            crate::metrics::forecast_requests(account, *requests);
+                        }
+                        for f in &forecast.api_ids {
+                            tracing::info!(api_id = %f.api_id, site_days = f.site_days, pages = f.pages.round(),
+                                requests = f.requests.round(), minimum_s = f.minimum_seconds.round(), "forecast");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot forecast the run"),
+                }
+                syncer.run(&plan, &cancel, &progress).await
+            }
+            .instrument(span),
         );
         Running {
             task,

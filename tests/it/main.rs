@@ -6,6 +6,7 @@ mod config;
 mod leases;
 mod ledger;
 mod pgserver;
+mod plan;
 mod reliability;
 mod report;
 mod service;

@@ -1,0 +1,304 @@
+//! `sonnys-etl plan`: the request-budget forecast of a night or a date range,
+//! from what the database already knows — the sites of `sonnys.sites` and
+//! the pages and requests recorded in `sonnys.sync_days` — without a single
+//! request to the API.
+//!
+//! Pages of a site-day: the mean of the same site's done days on the same
+//! weekday over the last five weeks; else of all its recent days; else one
+//! page per export window. Requests per page: the account's recorded ratio
+//! over those weeks, else 2.05 (a submit and a poll per page, and a few polls
+//! that find the job still working). Each account also lists its sites once.
+//! The minimum time spends `requests_per_window − reserve` requests per window
+//! back to back: max(0, requests − allowance) / allowance windows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::configuration::Settings;
+use crate::domain::{BusinessDay, SiteCode};
+use crate::sync::DaySelection;
+
+/// Requests per page when an account has no history yet.
+pub const DEFAULT_REQUESTS_PER_PAGE: f64 = 2.05;
+/// How far back the history reaches.
+const HISTORY_DAYS: u64 = 35;
+
+/// Arguments of `sonnys-etl plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// First business day of the range (YYYY-MM-DD).
+    #[arg(long, requires = "to", conflicts_with_all = ["tonight", "table"])]
+    pub from: Option<NaiveDate>,
+    /// Last business day of the range, inclusive.
+    #[arg(long, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Forecast the next scheduled run (the default), and warn when it
+    /// cannot finish before `schedule.deadline`.
+    #[arg(long)]
+    pub tonight: bool,
+    /// Print the reference table: transactions per night → pages →
+    /// requests → time at the API's ceiling.
+    #[arg(long, conflicts_with = "tonight")]
+    pub table: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+}
+
+/// The forecast of one API id (its accounts share one budget).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ApiForecast {
+    pub api_id: String,
+    pub accounts: Vec<String>,
+    pub site_days: u64,
+    pub pages: f64,
+    pub requests_per_page: f64,
+    pub requests: f64,
+    /// Requests per window this daemon may spend on the id.
+    pub allowance: u32,
+    pub window_seconds: f64,
+    pub minimum_seconds: f64,
+}
+
+/// A whole forecast.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Forecast {
+    /// When the forecast run starts (the next scheduled run, or now).
+    pub starts_at: DateTime<Utc>,
+    pub api_ids: Vec<ApiForecast>,
+    /// The time the run must end by (`schedule.deadline`), if set.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Expected requests per account (its pages and its site list).
+    pub per_account: BTreeMap<String, f64>,
+}
+
+impl Forecast {
+    /// When the slowest API id can be done at the earliest.
+    pub fn earliest_end(&self) -> DateTime<Utc> {
+        let longest = self
+            .api_ids
+            .iter()
+            .map(|a| a.minimum_seconds)
+            .fold(0.0, f64::max);
+        self.starts_at + chrono::Duration::milliseconds((longest * 1000.0) as i64)
+    }
+
+    /// Whether the run cannot finish before the deadline.
+    pub fn misses_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| self.earliest_end() > d)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct History {
+    account: String,
+    site_code: String,
+    weekday: i32,
+    days: i64,
+    pages: i64,
+    requests: i64,
+}
+
+/// Forecast exporting `selection` at `at` for every configured account.
+pub async fn forecast(
+    pool: &PgPool,
+    settings: &Settings,
+    selection: DaySelection,
+    at: DateTime<Utc>,
+) -> sqlx::Result<Forecast> {
+    let sites: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (account, code) account, code, effective_timezone
+           FROM sonnys.sites WHERE code <> '' ORDER BY account, code, updated_at DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    let since = at.date_naive() - chrono::Days::new(HISTORY_DAYS);
+    let history: Vec<History> = sqlx::query_as(
+        "SELECT account, site_code, extract(isodow FROM business_date)::int AS weekday,
+                count(*) AS days, sum(pages)::bigint AS pages, sum(requests)::bigint AS requests
+           FROM sonnys.sync_days
+          WHERE status = 'done' AND business_date >= $1 AND pages > 0
+          GROUP BY 1, 2, 3",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let done_since = selection.needs_done_from(at);
+    let mut by_api: BTreeMap<String, ApiForecast> = BTreeMap::new();
+    let mut per_account = BTreeMap::new();
+    for account in &settings.accounts {
+        let done = match done_since {
+            Some(since) => crate::store::done_days(pool, &account.name, since).await?,
+            None => HashMap::new(),
+        };
+        let none = HashSet::new();
+        let mine: Vec<&History> = history
+            .iter()
+            .filter(|h| h.account == account.name.as_str())
+            .collect();
+        let (pages_seen, requests_seen) = mine
+            .iter()
+            .fold((0i64, 0i64), |(p, r), h| (p + h.pages, r + h.requests));
+        let requests_per_page = if pages_seen > 0 && requests_seen > 0 {
+            requests_seen as f64 / pages_seen as f64
+        } else {
+            DEFAULT_REQUESTS_PER_PAGE
+        };
+        let mut site_days = 0u64;
+        let mut pages = 0.0;
+        for (_, code, zone) in sites.iter().filter(|(a, code, _)| {
+            a == account.name.as_str()
+                && account
+                    .sites
+                    .as_ref()
+                    .map_or(true, |wanted| wanted.iter().any(|w| w.as_str() == code))
+        }) {
+            let timezone: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+            let code_key = SiteCode::parse(code);
+            let done = code_key.as_ref().and_then(|c| done.get(c)).unwrap_or(&none);
+            for day in selection.site_days(timezone, at, done).days {
+                site_days += 1;
+                pages += expected_pages(&mine, code, day, at);
+            }
+        }
+        let a = settings.api.allowance();
+        let entry = by_api
+            .entry(account.api_id.to_string())
+            .or_insert_with(|| ApiForecast {
+                api_id: account.api_id.to_string(),
+                accounts: Vec::new(),
+                site_days: 0,
+                pages: 0.0,
+                requests_per_page,
+                requests: 0.0,
+                allowance: a,
+                window_seconds: settings.api.window.as_secs_f64(),
+                minimum_seconds: 0.0,
+            });
+        entry.accounts.push(account.name.to_string());
+        entry.site_days += site_days;
+        entry.pages += pages;
+        // One site list per account, and the pages at the account's ratio.
+        let requests = 1.0 + pages * requests_per_page;
+        entry.requests += requests;
+        per_account.insert(account.name.to_string(), requests);
+    }
+    let mut api_ids: Vec<ApiForecast> = by_api.into_values().collect();
+    for f in &mut api_ids {
+        if f.pages > 0.0 {
+            f.requests_per_page = (f.requests - f.accounts.len() as f64) / f.pages;
+        }
+        f.minimum_seconds = minimum(f.requests, f.allowance, f.window_seconds);
+    }
+    Ok(Forecast {
+        starts_at: at,
+        api_ids,
+        deadline: None,
+        per_account,
+    })
+}
+
+/// Seconds to send `requests` at `allowance` per window, back to back: the
+/// first window's allowance goes at once.
+pub fn minimum(requests: f64, allowance: u32, window_seconds: f64) -> f64 {
+    let allowance = f64::from(allowance.max(1));
+    (requests - allowance).max(0.0) / allowance * window_seconds
+}
+
+/// The pages a site-day is expected to have.
+fn expected_pages(history: &[&History], code: &str, day: BusinessDay, at: DateTime<Utc>) -> f64 {
+    let weekday = day.date.weekday().number_from_monday() as i32;
+    let mean = |rows: &mut dyn Iterator<Item = &&History>| {
+        let (days, pages) = rows.fold((0i64, 0i64), |(d, p), h| (d + h.days, p + h.pages));
+        (days > 0).then(|| pages as f64 / days as f64)
+    };
+    let site = || history.iter().filter(|h| h.site_code == code);
+    mean(&mut site().filter(|h| h.weekday == weekday))
+        .or_else(|| mean(&mut site()))
+        .unwrap_or_else(|| day.windows(at.max(day.end_exclusive())).len().max(1) as f64)
+}
+
+/// The reference table of the vendor's documentation, computed.
+pub fn reference_table(
+    out: &mut impl std::io::Write,
+    allowance: u32,
+    window: Duration,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>22}  {:>6}  {:>9}  {:>16}",
+        "transactions a night", "pages", "requests", "time at ceiling"
+    )?;
+    for transactions in [500u64, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000] {
+        let pages = transactions.div_ceil(100);
+        let requests = pages as f64 * DEFAULT_REQUESTS_PER_PAGE;
+        let seconds = minimum(requests, allowance, window.as_secs_f64());
+        writeln!(
+            out,
+            "{transactions:>22}  {pages:>6}  {:>9.0}  {:>16}",
+            requests.ceil(),
+            humantime::format_duration(Duration::from_secs(seconds.ceil() as u64)).to_string()
+        )?;
+    }
+    writeln!(
+        out,
+        "(pages = ⌈transactions / 100⌉, {DEFAULT_REQUESTS_PER_PAGE} requests a page, {allowance} requests per {}s)",
+        window.as_secs_f64()
+    )
+}
+
+/// Print a forecast for people.
+pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    writeln!(
+        out,
+        "forecast of a run starting {}",
+        local(forecast.starts_at)
+    )?;
+    for f in &forecast.api_ids {
+        writeln!(
+            out,
+            "API id {} ({}): {} site-days, ~{:.0} pages, ~{:.0} requests ({:.2}/page), at least {} at {} per {}s",
+            f.api_id,
+            f.accounts.join(", "),
+            f.site_days,
+            f.pages,
+            f.requests,
+            f.requests_per_page,
+            humantime::format_duration(Duration::from_secs(f.minimum_seconds.ceil() as u64)),
+            f.allowance,
+            f.window_seconds
+        )?;
+    }
+    writeln!(out, "earliest end: {}", local(forecast.earliest_end()))?;
+    if let Some(deadline) = forecast.deadline {
+        if forecast.misses_deadline() {
+            writeln!(
+                out,
+                "WARNING: the run cannot finish before schedule.deadline ({}); start earlier or export fewer days",
+                local(deadline)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "finishes before schedule.deadline ({})",
+                local(deadline)
+            )?;
+        }
+    }
+    Ok(())
+}
