@@ -126,6 +126,11 @@ impl Client {
         self.body(endpoint, response).await
     }
 
+    /// Whether the API id's budget has slack: no request waits for a slot.
+    pub fn budget_idle(&self) -> bool {
+        self.budget.stats().queued == 0
+    }
+
     /// Requests sent so far, answered or not (a request that timed out
     /// counts: the server may have counted it too).
     pub fn sent(&self) -> u64 {

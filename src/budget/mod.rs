@@ -63,6 +63,9 @@ pub struct BudgetStats {
     pub rate_limited: u64,
     /// Current pace: requests per window after 429 feedback.
     pub pace: u32,
+    /// Requests waiting for a slot after the latest grant: 0 means the
+    /// budget has slack.
+    pub queued: usize,
 }
 
 /// A shared request budget. Cheap to clone; all clones share one queue.
@@ -263,6 +266,7 @@ impl Queue {
             self.pace_changed = now;
         }
         self.waiters.retain(|w| !w.reply.is_closed());
+        stats.lock().unwrap_or_else(|e| e.into_inner()).queued = self.waiters.len();
         if self.waiters.is_empty() {
             return None;
         }
@@ -310,6 +314,7 @@ impl Queue {
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.granted += 1;
             s.pace = self.pace;
+            s.queued = self.waiters.len();
         }
         if self.waiters.is_empty() {
             return None;
