@@ -108,3 +108,47 @@ fn the_reference_table_is_computed_at_the_ceiling() {
         "{row}"
     );
 }
+
+#[tokio::test]
+async fn plan_tonight_warns_when_the_next_run_cannot_finish_before_the_deadline() {
+    let app = TestApp::start(fast_simulator()).await;
+    sqlx::query(
+        "INSERT INTO sonnys.sites (account, site_id, code, name, timezone, effective_timezone)
+         VALUES ('desert', 1, 'D01', 'Camelback', 'America/Phoenix', 'America/Phoenix')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    // One request per 15 s: 2 days without history are 2 pages, 1 + 2 × 2.05
+    // requests, at least (5.1 − 1) × 15 s = 61.5 s, past a deadline a minute
+    // after the run starts; two minutes after, it fits.
+    let toml = |deadline: &str| {
+        format!(
+            "{}\n[schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"UTC\"\ncatch_up_days = 2\nlookback_days = 0\ndeadline = \"{deadline}\"\n",
+            app.config_toml(1, Duration::from_secs(15))
+        )
+    };
+    let run = |toml: String| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(&path, toml).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+                .args(["--config", path.to_str().unwrap(), "plan", "--tonight"])
+                .env_remove("DATABASE_URL")
+                .output()
+                .unwrap()
+        })
+    };
+    let tight = run(toml("03:01")).await.unwrap();
+    let out = String::from_utf8_lossy(&tight.stdout);
+    assert!(tight.status.success(), "{out}");
+    assert!(out.contains("WARNING") && out.contains("03:01"), "{out}");
+    let roomy = run(toml("03:02")).await.unwrap();
+    let out = String::from_utf8_lossy(&roomy.stdout);
+    assert!(
+        !out.contains("WARNING") && out.contains("finishes before"),
+        "{out}"
+    );
+}
