@@ -169,6 +169,52 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    // 1c. `plan` against the requests actually spent: four weeks of history,
+    // then the forecast of the following week, then that week exported.
+    if want("plan") {
+        let sim_p = start_simulator().await?;
+        let db_p = fresh_database(&server, "plan").await?;
+        let to = Utc::now().date_naive() - Days::new(2);
+        let (week_from, history_to) = (to - Days::new(6), to - Days::new(7));
+        let history_from = history_to - Days::new(27);
+        plan_run(
+            &sim_p,
+            &db_p,
+            account_plan("northside", history_from, history_to),
+            0,
+        )
+        .await?;
+        let settings = settings(&sim_p, &db_p.1, 0)?;
+        let forecast = sonnys_etl::plan::forecast(
+            &db_p.0,
+            &settings,
+            sonnys_etl::sync::DaySelection::Range {
+                from: week_from,
+                to,
+                missing_only: false,
+            },
+            Utc::now(),
+        )
+        .await?;
+        let before = sim_p.simulator().counters("northside-demo").requests;
+        let week = plan_run(&sim_p, &db_p, account_plan("northside", week_from, to), 0).await?;
+        let spent = sim_p.simulator().counters("northside-demo").requests - before;
+        let predicted = forecast
+            .api_ids
+            .iter()
+            .find(|f| f.api_id == "northside-demo")
+            .map_or(0.0, |f| f.requests);
+        println!();
+        println!(
+            "[plan] northside N01–N03: history {history_from}..{history_to}, forecast of {week_from}..{to}"
+        );
+        println!(
+            "  forecast: {predicted:.0} requests; spent: {spent} requests ({} pages); error {:+.1} %",
+            week.summary.accounts[0].pages,
+            100.0 * (predicted - spent as f64) / spent as f64
+        );
+    }
+
     // 2. The same export the way the reference client documents it.
     if want("reference") {
         let sim_ref = start_simulator().await?;
