@@ -116,12 +116,7 @@ pub async fn forecast(
     selection: DaySelection,
     at: DateTime<Utc>,
 ) -> sqlx::Result<Forecast> {
-    let sites: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT DISTINCT ON (account, code) account, code, effective_timezone
-           FROM sonnys.sites WHERE code <> '' ORDER BY account, code, updated_at DESC",
-    )
-    .fetch_all(pool)
-    .await?;
+    let sites = crate::store::known_sites(pool).await?;
     let since = at.date_naive() - chrono::Days::new(HISTORY_DAYS);
     let history: Vec<History> = sqlx::query_as(
         "SELECT account, site_code, extract(isodow FROM business_date)::int AS weekday,
@@ -156,14 +151,8 @@ pub async fn forecast(
         };
         let mut site_days = 0u64;
         let mut pages = 0.0;
-        for (_, code, zone) in sites.iter().filter(|(a, code, _)| {
-            a == account.name.as_str()
-                && account
-                    .sites
-                    .as_ref()
-                    .map_or(true, |wanted| wanted.iter().any(|w| w.as_str() == code))
-        }) {
-            let timezone: Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+        for site in sites.iter().filter(|s| s.exported_by(account)) {
+            let (code, timezone) = (site.code.as_str(), site.timezone());
             let code_key = SiteCode::parse(code);
             let done = code_key.as_ref().and_then(|c| done.get(c)).unwrap_or(&none);
             for day in selection.site_days(timezone, at, done).days {

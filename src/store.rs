@@ -142,6 +142,42 @@ pub async fn upsert_sites(
     Ok(())
 }
 
+/// A site as `/site/list` last reported it (the latest row per code), for
+/// work that does not ask the API: the status picture and the forecast.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KnownSite {
+    pub account: String,
+    pub code: String,
+    pub name: Option<String>,
+    effective_timezone: String,
+}
+
+impl KnownSite {
+    /// The zone its business days are counted in.
+    pub fn timezone(&self) -> Tz {
+        self.effective_timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    /// Whether the configured account exports it (its own, and on its `sites` list if any).
+    pub fn exported_by(&self, account: &crate::configuration::AccountSettings) -> bool {
+        self.account == account.name.as_str()
+            && account.sites.as_ref().map_or(true, |wanted| {
+                wanted.iter().any(|w| w.as_str() == self.code)
+            })
+    }
+}
+
+/// Every site with a code, as last reported.
+pub async fn known_sites(pool: &PgPool) -> sqlx::Result<Vec<KnownSite>> {
+    sqlx::query_as(
+        "SELECT DISTINCT ON (account, code) account, code, name, effective_timezone
+           FROM sonnys.sites WHERE code <> ''
+          ORDER BY account, code, updated_at DESC",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// The business days of an account that are `done`, from `since` on, per site.
 pub async fn done_days(
     pool: &PgPool,

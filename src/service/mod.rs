@@ -248,10 +248,12 @@ impl Service {
         let mut running: Option<Running> = None;
         let mut pending: Option<Settings> = None;
 
-        self.refresh_site_gauges().await;
+        // One read of the sites' state sets the gauges and tells whether a
+        // run is due at once.
+        let state = self.refresh_site_gauges().await;
         notify::ready();
         self.idle_status();
-        match self.day_due().await {
+        match state.map(|s| s.any_day_due()) {
             Ok(true) => {
                 tracing::info!("days are due in the catch-up range: starting a run now");
                 running = Some(self.start_run());
@@ -398,10 +400,6 @@ impl Service {
         }
     }
 
-    async fn day_due(&self) -> sqlx::Result<bool> {
-        Ok(self.shared.snapshot(&self.pool).await?.any_day_due())
-    }
-
     fn start_run(&mut self) -> Running {
         let settings = self.shared.settings();
         let syncer = self
@@ -510,7 +508,7 @@ impl Service {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(figures.clone());
         // The figures are in place before the run is reported finished.
-        self.refresh_site_gauges().await;
+        let _ = self.refresh_site_gauges().await;
         tracing::info!(
             outcome,
             site_days = figures.site_days,
@@ -529,9 +527,11 @@ impl Service {
         }
     }
 
-    /// `sonnys_etl_site_last_success_timestamp_seconds` from the database.
-    async fn refresh_site_gauges(&self) {
-        match self.shared.snapshot(&self.pool).await {
+    /// `sonnys_etl_site_last_success_timestamp_seconds` from the database;
+    /// the state read for it is returned.
+    async fn refresh_site_gauges(&self) -> sqlx::Result<Snapshot> {
+        let snapshot = self.shared.snapshot(&self.pool).await;
+        match &snapshot {
             Ok(snapshot) => {
                 for account in &snapshot.accounts {
                     for site in &account.sites {
@@ -547,6 +547,7 @@ impl Service {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the sites' state for the metrics"),
         }
+        snapshot
     }
 
     fn reload(&self) -> anyhow::Result<Settings> {

@@ -175,14 +175,6 @@ pub struct SnapshotContext {
 }
 
 #[derive(sqlx::FromRow)]
-struct SiteRow {
-    account: String,
-    code: String,
-    name: Option<String>,
-    effective_timezone: String,
-}
-
-#[derive(sqlx::FromRow)]
 struct DayRow {
     account: String,
     site_code: String,
@@ -202,17 +194,11 @@ impl Snapshot {
         settings: &crate::configuration::Settings,
         context: SnapshotContext,
     ) -> sqlx::Result<Snapshot> {
-        use std::collections::{HashMap, HashSet};
+        use std::collections::HashMap;
 
         let now = context.now;
         let catch_up_days = settings.schedule.catch_up_days;
-        let sites: Vec<SiteRow> = sqlx::query_as(
-            "SELECT DISTINCT ON (account, code) account, code, name, effective_timezone
-               FROM sonnys.sites WHERE code <> ''
-              ORDER BY account, code, updated_at DESC",
-        )
-        .fetch_all(pool)
-        .await?;
+        let sites = crate::store::known_sites(pool).await?;
         let shown = DAYS_SHOWN.max(catch_up_days as usize) as u64 + 2;
         let since = now.date_naive() - chrono::Days::new(shown);
         let rows: Vec<DayRow> = sqlx::query_as(
@@ -243,18 +229,9 @@ impl Snapshot {
 
         let mut accounts = Vec::new();
         for account in &settings.accounts {
-            let wanted: Option<HashSet<&str>> = account
-                .sites
-                .as_ref()
-                .map(|codes| codes.iter().map(|c| c.as_str()).collect());
             let mut site_statuses = Vec::new();
-            for site in sites.iter().filter(|s| {
-                s.account == account.name.as_str()
-                    && wanted
-                        .as_ref()
-                        .map_or(true, |w| w.contains(s.code.as_str()))
-            }) {
-                let timezone: Tz = site.effective_timezone.parse().unwrap_or(chrono_tz::UTC);
+            for site in sites.iter().filter(|s| s.exported_by(account)) {
+                let timezone = site.timezone();
                 let key = (site.account.as_str(), site.code.as_str());
                 let empty = HashMap::new();
                 let recorded = days.get(&key).unwrap_or(&empty);

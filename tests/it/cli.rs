@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::service::ConfigFile;
 use crate::support::{fast_simulator, TestApp};
 
 fn sonnys_etl(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -30,9 +31,8 @@ fn text(output: &Output) -> String {
 #[tokio::test]
 async fn sync_lands_the_days_and_a_second_run_changes_nothing() {
     let app = TestApp::start(fast_simulator()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sonnys-etl.toml");
-    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let config = file.path.clone();
     let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
     let args = [
         "sync",
@@ -100,9 +100,8 @@ async fn sync_lands_the_days_and_a_second_run_changes_nothing() {
 async fn a_refused_account_makes_sync_exit_non_zero_and_says_why() {
     let app = TestApp::start(fast_simulator()).await;
     app.simulator().revoke(&app.account("desert").api_id);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let config = file.path.clone();
     let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
     let config = config.to_str().unwrap().to_owned();
     let output = tokio::task::spawn_blocking(move || {
@@ -213,9 +212,8 @@ async fn a_signal_stops_a_sync_promptly_and_leaves_no_day_marked_running(signal:
     // Slow builds, so the sync is surely mid-way when the signal comes.
     config.build_latency = Duration::from_millis(800);
     let app = TestApp::start(config).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let config = file.path.clone();
     let to = chrono::Utc::now().date_naive() - chrono::Days::new(2);
     let from = to - chrono::Days::new(20);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
@@ -265,9 +263,8 @@ async fn a_signal_stops_a_sync_promptly_and_leaves_no_day_marked_running(signal:
 #[tokio::test]
 async fn sync_missing_redoes_only_the_days_that_are_not_done() {
     let app = TestApp::start(fast_simulator()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sonnys-etl.toml");
-    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let config = file.path.clone();
     let today = chrono::Utc::now().date_naive();
     let (from, to) = (
         (today - chrono::Days::new(4)).to_string(),
@@ -357,9 +354,8 @@ async fn probe_exits_0_on_a_2xx_and_1_otherwise() {
 #[tokio::test]
 async fn the_oldest_from_accepted_is_one_the_api_serves_and_the_day_before_is_refused_up_front() {
     let app = TestApp::start(fast_simulator()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sonnys-etl.toml");
-    std::fs::write(&config, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let config = file.path.clone();
     let oldest = sonnys_etl::sync::earliest_servable_date(chrono::Utc::now());
     let config = config.to_str().unwrap().to_owned();
     let (too_old, served) = tokio::task::spawn_blocking(move || {
@@ -450,9 +446,8 @@ async fn a_request_timeout_is_named_as_such_and_counted() {
 #[tokio::test]
 async fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let app = TestApp::start(fast_simulator()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sonnys-etl.toml");
-    std::fs::write(&path, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
+    let path = file.path.clone();
     let day = (chrono::Utc::now().date_naive() - chrono::Days::new(2)).to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
