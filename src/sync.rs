@@ -26,6 +26,9 @@ use crate::export::{with_policy, AccountExport, BuildTimes, DayReport, ExportErr
 use crate::progress::Progress;
 use crate::store;
 
+/// Why an account's sync stopped when the program was asked to stop.
+const INTERRUPTED: &str = "interrupted by shutdown";
+
 /// Business days one site exports at the same time.
 const DAYS_IN_FLIGHT: usize = 6;
 
@@ -242,7 +245,13 @@ impl SyncSummary {
 impl std::fmt::Display for SyncSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for a in &self.accounts {
-            let state = if a.ok() { "ok" } else { "FAILED" };
+            let state = if a.ok() {
+                "ok"
+            } else if a.failures.is_empty() && a.stopped.as_deref() == Some(INTERRUPTED) {
+                "interrupted"
+            } else {
+                "FAILED"
+            };
             writeln!(
                 f,
                 "{}: {state} — {} of {} site-days done across {} sites, {} transactions ({} new, {} changed), {} pages, {} requests ({:.2}/page), {} × 429, {:.1}s",
@@ -516,7 +525,7 @@ impl Syncer {
         let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
         if shutdown.is_cancelled() && summary.stopped.is_none() && summary.done < summary.site_days
         {
-            summary.stopped = Some("interrupted by shutdown".into());
+            summary.stopped = Some(INTERRUPTED.into());
         }
         summary.rate_limited = budget.stats().rate_limited - limited_before;
         // Every request sent, also those of failed days and the site list.

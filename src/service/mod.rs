@@ -435,6 +435,11 @@ impl Service {
                             crate::metrics::forecast_requests(account, *requests);
                         }
                         for f in &forecast.api_ids {
+                            if f.site_days == 0 {
+                                // Before the first run no site is known yet.
+                                tracing::info!(api_id = %f.api_id, "forecast: no known site-day to export (sites not listed yet, or all done)");
+                                continue;
+                            }
                             tracing::info!(api_id = %f.api_id, site_days = f.site_days, pages = f.pages.round(),
                                 requests = f.requests.round(), minimum_s = f.minimum_seconds.round(), "forecast");
                         }
