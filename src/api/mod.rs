@@ -7,6 +7,7 @@
 mod client;
 mod error;
 pub mod model;
+pub mod people;
 
 pub use client::{Client, JobHash};
 pub use error::{ApiError, Disposition};
