@@ -8,6 +8,11 @@
 //! theoretical minimum, the reference client's time and the ratio, two
 //! accounts together against each alone, the daemon beside a neighbour that
 //! spends the reserve, and the peak memory of a 10,000-transaction sync.
+//! With the budget shared in PostgreSQL: two and three processes on one API
+//! id (`processes`), `plan` against the requests spent (`plan`), two `run`
+//! replicas with one killed mid-run (`replicas`), the ledger's cost per
+//! request (`ledger`) and the tail of a run once the budget is idle (`tail`).
+//! Name parts to run only those: `cargo bench --bench throughput -- tail`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -213,6 +218,21 @@ async fn main() -> anyhow::Result<()> {
             week.summary.accounts[0].pages,
             100.0 * (predicted - spent as f64) / spent as f64
         );
+    }
+
+    // 1d. Replicas of the service, one killed with SIGKILL mid-run.
+    if want("replicas") {
+        replicas(&server).await?;
+    }
+
+    // 1e. What a request costs with the ledger in PostgreSQL.
+    if want("ledger") {
+        ledger_cost(&server).await?;
+    }
+
+    // 1f. An idle budget at the end of a run: the tail is bound by builds.
+    if want("tail") {
+        idle_tail(&server).await?;
     }
 
     // 2. The same export the way the reference client documents it.
@@ -573,6 +593,306 @@ impl Neighbour {
         self.stop.cancel();
         self.task.await.unwrap_or((0, 0))
     }
+}
+
+/// `sonnys-etl run`, the release binary, with its log lines collected.
+struct Replica {
+    child: tokio::process::Child,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Replica {
+    fn start(config: &std::path::Path) -> anyhow::Result<Replica> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Ok(Replica { child, lines })
+    }
+
+    fn said(&self, text: &str) -> bool {
+        self.lines.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    fn field(&self, text: &str, name: &str) -> Option<String> {
+        let lines = self.lines.lock().unwrap();
+        let line = lines.iter().find(|l| l.contains(text))?;
+        let rest = line.split(&format!("{name}=")).nth(1)?;
+        rest.split_whitespace().next().map(str::to_owned)
+    }
+
+    async fn wait_for(&self, text: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.said(text) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no {text:?} within {timeout:?}:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Two replicas of the service catching up a week, then the same with one
+/// replica killed (SIGKILL) halfway: the survivor finishes the killed one's
+/// site-days once their claims run out.
+async fn replicas(server: &str) -> anyhow::Result<()> {
+    const DAYS: u32 = 7;
+    let lease = WINDOW * 4;
+    let mut alone = Duration::ZERO;
+    for kill in [false, true] {
+        let sim = start_simulator().await?;
+        let db = fresh_database(server, if kill { "replicas_kill" } else { "replicas" }).await?;
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("replica.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[sync]\nlease = \"{}ms\"\n[schedule]\ncron = \"0 0 4 1 1 *\"\ncatch_up_days = {DAYS}\nlookback_days = 0\n[server]\nlisten = \"\"\n",
+                config_toml(&sim, &db.1, 0),
+                lease.as_millis()
+            ),
+        )?;
+        let started = Instant::now();
+        let mut replicas = vec![Replica::start(&config)?, Replica::start(&config)?];
+        let mut orphaned = 0i64;
+        let mut killed_at = None;
+        if kill {
+            replicas[0]
+                .wait_for("service ready", Duration::from_secs(60))
+                .await?;
+            let doomed = replicas[0]
+                .field("service ready", "replica")
+                .ok_or_else(|| anyhow::anyhow!("the replica logged no id"))?;
+            // Halfway: half the site-days done, and the doomed replica in
+            // the middle of some.
+            loop {
+                let (done, held): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE status = 'done'),
+                            count(*) FILTER (WHERE status = 'running' AND pages > 0 AND lease_owner = $1::uuid)
+                       FROM sonnys.sync_days",
+                )
+                .bind(&doomed)
+                .fetch_one(&db.0)
+                .await?;
+                if done >= i64::from(DAYS * 5 / 2) && held > 0 {
+                    break;
+                }
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "never halfway"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            replicas[0].child.start_kill()?;
+            replicas[0].child.wait().await?;
+            killed_at = Some(started.elapsed());
+            orphaned = sqlx::query_scalar(
+                "SELECT count(*) FROM sonnys.sync_days WHERE status = 'running' AND lease_owner = $1::uuid",
+            )
+            .bind(&doomed)
+            .fetch_one(&db.0)
+            .await?;
+        }
+        let survivors = if kill { &replicas[1..] } else { &replicas[..] };
+        for r in survivors {
+            r.wait_for("run finished", Duration::from_secs(300)).await?;
+        }
+        let wall = started.elapsed();
+        // Exact: every site-day done and holding what the simulator serves.
+        let rows: Vec<(String, String, NaiveDate, String, i64)> = sqlx::query_as(
+            "SELECT d.account, d.site_code, d.business_date, d.status,
+                    (SELECT count(*) FROM sonnys.transactions t
+                      WHERE t.account = d.account AND t.site_code = d.site_code AND t.business_date = d.business_date)
+               FROM sonnys.sync_days d",
+        )
+        .fetch_all(&db.0)
+        .await?;
+        let accounts = sim.simulator().accounts();
+        let mut wrong = 0;
+        let mut stored = 0;
+        for (account, code, date, status, count) in &rows {
+            let api_id = &accounts.iter().find(|a| &a.name == account).unwrap().api_id;
+            let served = sim.simulator().day_volume(api_id, code, *date) as i64;
+            stored += count;
+            if status != "done" || *count != served {
+                wrong += 1;
+            }
+        }
+        let limited: u64 = accounts
+            .iter()
+            .map(|a| sim.simulator().counters(&a.api_id).rate_limited)
+            .sum();
+        println!();
+        if kill {
+            println!(
+                "[replicas, one killed] two `run` processes, catch-up of {DAYS} days × 5 sites, sync.lease {:.1} s; SIGKILL at {:.2} s leaving {orphaned} site-days running",
+                lease.as_secs_f64(),
+                killed_at.unwrap_or_default().as_secs_f64()
+            );
+        } else {
+            println!(
+                "[replicas] two `run` processes, catch-up of {DAYS} days × 5 sites (both accounts)"
+            );
+        }
+        println!(
+            "  site-days: {}, not done or not exact: {wrong}; transactions stored: {stored}; 429 answers: {limited}",
+            rows.len()
+        );
+        if kill {
+            println!(
+                "  wall time: {:.2} s; without the kill {:.2} s; extra {:+.2} s (target ≤ lease + window = {:.1} s)",
+                wall.as_secs_f64(),
+                alone.as_secs_f64(),
+                wall.as_secs_f64() - alone.as_secs_f64(),
+                (lease + WINDOW).as_secs_f64()
+            );
+        } else {
+            alone = wall;
+            println!("  wall time: {:.2} s", wall.as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+/// The time one reservation takes in the PostgreSQL ledger, alone and in a
+/// burst, against the in-memory ledger.
+async fn ledger_cost(server: &str) -> anyhow::Result<()> {
+    let db = fresh_database(server, "ledger").await?;
+    sonnys_etl::store::migrate(&db.0).await?;
+    let roomy = Allowance {
+        requests: 1_000_000,
+        window: Duration::from_secs(60),
+        guard: Duration::ZERO,
+    };
+    let n = 1_000u32;
+    let memory = Budget::new(roomy);
+    let started = Instant::now();
+    for _ in 0..n {
+        memory.acquire(Priority::Continue, "a").await?;
+    }
+    let in_memory = started.elapsed() / n;
+    let shared = Budget::with_ledger(
+        roomy,
+        sonnys_etl::budget::PgLedger::new(
+            db.0.clone(),
+            ApiId::parse("cost").map_err(anyhow::Error::msg)?,
+            roomy,
+        ),
+    );
+    shared.acquire(Priority::Continue, "a").await?;
+    let started = Instant::now();
+    for _ in 0..n {
+        shared.acquire(Priority::Continue, "a").await?;
+    }
+    let one_at_a_time = started.elapsed() / n;
+    let started = Instant::now();
+    let burst: Vec<_> = (0..n)
+        .map(|_| {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.acquire(Priority::Continue, "a").await })
+        })
+        .collect();
+    for t in burst {
+        t.await??;
+    }
+    let in_burst = started.elapsed() / n;
+    println!();
+    println!("[ledger] time to reserve one request slot ({n} reservations)");
+    println!(
+        "  in memory {in_memory:?}; PostgreSQL ledger one at a time {one_at_a_time:?}, in a burst of {n} {in_burst:?} each"
+    );
+    Ok(())
+}
+
+/// Three days × every site of both accounts, one of them a 1,000+ day, with
+/// jobs that sometimes answer `working` twice more after their build: once
+/// the budget is idle, the run's tail waits on builds, not on backoff.
+async fn idle_tail(server: &str) -> anyhow::Result<()> {
+    const MEAN_BUILD: Duration = Duration::from_millis(250);
+    const LOOKAHEAD: u64 = 6;
+    let sim = Simulator::new(SimulatorConfig {
+        requests_per_window: LIMIT,
+        window: WINDOW,
+        build_latency: MEAN_BUILD,
+        faults: sonnys_etl::simulator::Faults {
+            empty_strings: true,
+            extra_working_rate: 0.3,
+            ..Default::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .start("127.0.0.1:0".parse()?)
+    .await?;
+    let s = sim.simulator();
+    let north = s
+        .accounts()
+        .into_iter()
+        .find(|a| a.name == "northside")
+        .unwrap();
+    // The latest big day that leaves a day after it ended.
+    let mut big = Utc::now().date_naive() - Days::new(3);
+    while s.day_volume(&north.api_id, "N01", big) < 1_000 {
+        big = big - Days::new(1);
+    }
+    let (from, to) = (big - Days::new(1), big + Days::new(1));
+    let db = fresh_database(server, "tail").await?;
+    let run = plan_run(&sim, &db, SyncPlan::range(from, to), 0).await?;
+    let mut longest_id = Duration::ZERO;
+    let mut requests = 0;
+    let mut working = 0;
+    for a in s.accounts() {
+        let c = s.counters(&a.api_id);
+        requests += c.requests;
+        working += c.polls_working;
+        longest_id = longest_id.max(physical_minimum(c.requests));
+    }
+    let biggest: i64 = sqlx::query_scalar("SELECT max(pages)::bigint FROM sonnys.sync_days")
+        .fetch_one(&db.0)
+        .await?;
+    // Page 1 first (page 2 alongside), then the rest LOOKAHEAD at a time.
+    let stages = 1 + (biggest as u64).saturating_sub(2).div_ceil(LOOKAHEAD);
+    let chain = MEAN_BUILD * stages as u32;
+    let minimum = longest_id + chain;
+    let transactions: u64 = run.summary.accounts.iter().map(|a| a.transactions).sum();
+    println!();
+    println!(
+        "[idle tail] both accounts, every site, {from}..{to} ({} has {} transactions on {big}); builds {} ms ±50 %, 30 % of jobs answer `working` twice more once built",
+        "N01",
+        s.day_volume(&north.api_id, "N01", big),
+        MEAN_BUILD.as_millis()
+    );
+    println!(
+        "  transactions: {transactions}; requests: {requests} ({working} polls answered `working`)"
+    );
+    println!(
+        "  wall time: {:.2} s; physical minimum {:.2} s = busiest API id {:.2} s + build chain of the biggest site-day {:.2} s ({stages} builds of {biggest} pages); ratio {:.2} (target < 2)",
+        run.wall.as_secs_f64(),
+        minimum.as_secs_f64(),
+        longest_id.as_secs_f64(),
+        chain.as_secs_f64(),
+        run.wall.as_secs_f64() / minimum.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Run the real binary on ≥ 10,000 transactions and sample its peak resident memory.

@@ -125,6 +125,9 @@ impl ApiSettings {
 pub struct SyncSettings {
     /// Sites exported at the same time, across all accounts.
     pub max_concurrent_sites: usize,
+    /// How long a claim on a site-day holds without renewal; a dead
+    /// process's days are taken over after this.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +203,7 @@ struct RawApi {
 #[serde(deny_unknown_fields)]
 struct RawSync {
     max_concurrent_sites: Option<usize>,
+    lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,7 +418,17 @@ impl Settings {
                 raw.sync.max_concurrent_sites,
                 16,
             )?,
+            lease: duration("sync.lease", raw.sync.lease, store_lease_default())?,
         };
+        if sync.lease < Duration::from_secs(2) {
+            return Err(invalid(
+                "sync.lease",
+                format!(
+                    "{} is too short: the heartbeat renews a claim every quarter of it, so give it at least 2s",
+                    humantime::format_duration(sync.lease)
+                ),
+            ));
+        }
 
         let schedule_zone = raw
             .schedule
@@ -596,6 +610,10 @@ impl Settings {
                 )
             })
     }
+}
+
+fn store_lease_default() -> Duration {
+    crate::store::LEASE
 }
 
 fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(

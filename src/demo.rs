@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         sync: SyncSettings {
             max_concurrent_sites: 16,
+            lease: crate::store::LEASE,
         },
         schedule: ScheduleSettings {
             schedule: crate::schedule::Schedule::parse("0 * * * * *", chrono_tz::UTC)

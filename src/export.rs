@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sqlx::PgPool;
 use tokio::time::Instant;
@@ -17,7 +18,7 @@ use tracing::Instrument;
 use crate::api::model::{JobData, JobStatus, Rejected, Transaction};
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
-use crate::domain::{AccountName, BusinessDay, ExportWindow, Site};
+use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
 use crate::store::{self, PageWrite};
 
 /// Records per page, fixed by the API.
@@ -171,6 +172,8 @@ pub enum OnClaimed {
 
 /// How often a `sync` looks again at a day another process is exporting.
 const CLAIM_POLL: Duration = Duration::from_secs(2);
+/// Added to a claim's remaining time before trying to take it over.
+const CLAIM_SLACK: Duration = Duration::from_millis(20);
 
 /// A page's job, submitted.
 struct Submitted {
@@ -192,6 +195,11 @@ pub struct AccountExport {
     pub outage: Duration,
     /// What to do with a day another process is exporting.
     pub on_claimed: OnClaimed,
+    /// How long this process's claims hold without renewal.
+    pub lease: Duration,
+    /// The selection the days come from: whether a day found `done` is
+    /// exported again.
+    pub selection: crate::sync::DaySelection,
     /// Cancelled when the account must stop or the program shuts down.
     pub cancel: CancellationToken,
 }
@@ -216,28 +224,51 @@ impl AccountExport {
         day: BusinessDay,
     ) -> Result<DayReport, ExportError> {
         let (pool, account, code, date) = (&self.pool, &self.account, &site.code, day.date);
-        let ours = store::Lease::of_this_process();
+        let ours = store::Lease::of_this_process(self.lease);
+        let redo_done = self
+            .selection
+            .redoes_done(site.timezone, chrono::Utc::now(), date);
         let lease = loop {
             let claimed = store::ride_out(self.outage, "claim the day", || {
-                store::claim_day(pool, account, code, date, ours)
+                store::claim_day(pool, account, code, date, ours, redo_done)
             })
             .await?;
             if let Some(lease) = claimed {
                 break lease;
             }
+            if !redo_done
+                && store::ride_out(self.outage, "read the day's status", || {
+                    store::day_status(pool, account, code, date)
+                })
+                .await?
+                .as_deref()
+                    == Some("done")
+            {
+                // Finished by another process since this one chose it.
+                return Ok(DayReport {
+                    done_by_other: true,
+                    ..DayReport::default()
+                });
+            }
             if self.on_claimed == OnClaimed::Skip {
                 return Err(ExportError::ClaimedElsewhere);
             }
-            tracing::info!(day = %date, "another process is exporting this day; waiting for it");
+            // Read before sleeping (the other may just have finished) and
+            // after (a done day must not be claimed and exported again).
+            let Some(left) = self.claim_left(code, date).await? else {
+                return Ok(DayReport {
+                    done_by_other: true,
+                    ..DayReport::default()
+                });
+            };
+            tracing::info!(day = %date, claim_left_ms = left.as_millis() as u64, "another process is exporting this day; waiting for it");
+            // Look again when the other's claim runs out (a dead process's
+            // days are taken over at once), or sooner to see it done.
             tokio::select! {
-                _ = tokio::time::sleep(CLAIM_POLL) => {}
+                _ = tokio::time::sleep(CLAIM_POLL.min(left + CLAIM_SLACK)) => {}
                 _ = self.cancel.cancelled() => return Err(ExportError::Cancelled),
             }
-            let status = store::ride_out(self.outage, "read the day's status", || {
-                store::day_status(pool, account, code, date)
-            })
-            .await?;
-            if status.as_deref() == Some("done") {
+            if self.claim_left(code, date).await?.is_none() {
                 return Ok(DayReport {
                     done_by_other: true,
                     ..DayReport::default()
@@ -255,23 +286,26 @@ impl AccountExport {
         let work = run
             .run()
             .instrument(tracing::info_span!("day", day = %day.date));
-        tokio::pin!(work);
         // The heartbeat tells other processes and `sync_health` that this
-        // `running` row is alive; a row without one is stale.
-        let mut beat = tokio::time::interval(store::HEARTBEAT_EVERY);
-        beat.tick().await;
-        let result = loop {
-            tokio::select! {
-                result = &mut work => break result,
-                _ = beat.tick() => {
-                    match store::heartbeat(pool, account, code, date, lease).await {
-                        Ok(true) => {}
-                        // Fenced off: stop here, the new owner finishes the day.
-                        Ok(false) => break Err(ExportError::LeaseLost),
-                        Err(e) => tracing::debug!(error = %e, "cannot write the heartbeat"),
-                    }
+        // `running` row is alive, and renews the claim. It runs beside the
+        // work, never instead of it: a renewal waits for the row lock of a
+        // page transaction in flight, which only the work can commit.
+        let renew = async {
+            let mut beat = tokio::time::interval(lease.renew_every());
+            beat.tick().await;
+            loop {
+                beat.tick().await;
+                match store::heartbeat(pool, account, code, date, lease).await {
+                    Ok(true) => {}
+                    // Fenced off: stop here, the new owner finishes the day.
+                    Ok(false) => return ExportError::LeaseLost,
+                    Err(e) => tracing::debug!(error = %e, "cannot write the heartbeat"),
                 }
             }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            lost = renew => Err(lost),
         };
         let requests = run.requests.load(Ordering::Relaxed);
         let error = result.as_ref().err().map(|e| e.to_string());
@@ -283,6 +317,26 @@ impl AccountExport {
         result?;
         let report = *run.report.lock().unwrap_or_else(|e| e.into_inner());
         Ok(DayReport { requests, ..report })
+    }
+}
+
+impl AccountExport {
+    /// How long another process's claim on a site-day still holds; `None`
+    /// when that process has finished the day.
+    async fn claim_left(
+        &self,
+        code: &SiteCode,
+        date: NaiveDate,
+    ) -> Result<Option<Duration>, ExportError> {
+        let state = store::ride_out(self.outage, "read the day's status", || {
+            store::claim_state(&self.pool, &self.account, code, date)
+        })
+        .await?;
+        Ok(match state {
+            Some((status, _)) if status == "done" => None,
+            Some((_, left)) => Some(left),
+            None => Some(Duration::ZERO),
+        })
     }
 }
 

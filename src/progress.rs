@@ -25,6 +25,34 @@ pub struct Progress {
 pub struct Totals {
     pub site_days: AtomicU64,
     pub finished: AtomicU64,
+    /// Requests spent by finished site-days.
+    pub requests: AtomicU64,
+    /// The run's forecast (`plan`): requests, and the minimum time of the
+    /// busiest API id in milliseconds. Zero until the forecast is made.
+    pub forecast_requests: AtomicU64,
+    pub forecast_ms: AtomicU64,
+}
+
+impl Totals {
+    /// Record the run's forecast: `requests` in all, `minimum` for the busiest API id.
+    pub fn set_forecast(&self, requests: f64, minimum: Duration) {
+        self.forecast_requests
+            .store(requests.round().max(0.0) as u64, Ordering::Relaxed);
+        self.forecast_ms
+            .store(minimum.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time left by the forecast: its minimum time, less the share of its
+    /// requests already spent. `None` without a forecast.
+    pub fn left(&self) -> Option<Duration> {
+        let forecast = self.forecast_requests.load(Ordering::Relaxed);
+        if forecast == 0 {
+            return None;
+        }
+        let spent = self.requests.load(Ordering::Relaxed).min(forecast);
+        let minimum = Duration::from_millis(self.forecast_ms.load(Ordering::Relaxed));
+        Some(minimum.mul_f64(1.0 - spent as f64 / forecast as f64))
+    }
 }
 
 impl Progress {
@@ -98,6 +126,9 @@ impl AccountProgress {
     pub fn day_done(&self, report: &DayReport) {
         self.pages.fetch_add(report.pages, Ordering::Relaxed);
         self.requests.fetch_add(report.requests, Ordering::Relaxed);
+        self.totals
+            .requests
+            .fetch_add(report.requests, Ordering::Relaxed);
         self.advance();
     }
 
@@ -134,5 +165,26 @@ impl AccountProgress {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_is_the_forecast_less_the_share_of_its_requests_spent() {
+        let totals = Totals::default();
+        assert_eq!(totals.left(), None, "no forecast yet");
+        totals.set_forecast(400.0, Duration::from_secs(300));
+        assert_eq!(totals.left(), Some(Duration::from_secs(300)));
+        totals.requests.store(100, Ordering::Relaxed);
+        assert_eq!(totals.left(), Some(Duration::from_secs(225)));
+        totals.requests.store(500, Ordering::Relaxed);
+        assert_eq!(
+            totals.left(),
+            Some(Duration::ZERO),
+            "past the forecast: nothing left, never negative"
+        );
     }
 }

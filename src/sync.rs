@@ -97,6 +97,19 @@ impl DaySelection {
         }
     }
 
+    /// Whether a day this selection chose is exported again when it is
+    /// `done` by the time its export starts: only days chosen whatever
+    /// their state (a range, the lookback). A day chosen because it was
+    /// missing and that another process finished meanwhile is left alone.
+    pub fn redoes_done(&self, timezone: Tz, now: DateTime<Utc>, date: NaiveDate) -> bool {
+        match *self {
+            DaySelection::Range { missing_only, .. } => !missing_only,
+            DaySelection::Recent { lookback_days, .. } => {
+                date > last_ended_day(timezone, now) - Days::new(u64::from(lookback_days))
+            }
+        }
+    }
+
     /// The dates whose `done` state the selection depends on, if any.
     pub fn needs_done_from(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
         match *self {
@@ -446,6 +459,8 @@ impl Syncer {
             max_total: api.max_total_per_window,
             outage: self.settings.database.outage_timeout,
             on_claimed: plan.days.on_claimed(),
+            selection: plan.days,
+            lease: self.settings.sync.lease,
             cancel: shutdown.child_token(),
         };
 

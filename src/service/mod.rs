@@ -91,6 +91,7 @@ impl Shared {
                 started_at: *started_at,
                 site_days: totals.site_days.load(Ordering::Relaxed),
                 finished: totals.finished.load(Ordering::Relaxed),
+                left_seconds: totals.left().map(|d| d.as_secs()),
             });
         let context = SnapshotContext {
             now: Utc::now(),
@@ -251,6 +252,9 @@ impl Service {
         // One read of the sites' state sets the gauges and tells whether a
         // run is due at once.
         let state = self.refresh_site_gauges().await;
+        // Replicas tell each other apart by this id: it is the
+        // `lease_owner` of the site-days this process exports.
+        tracing::info!(replica = %crate::store::Lease::this_process(), "service ready");
         notify::ready();
         self.idle_status();
         match state.map(|s| s.any_day_due()) {
@@ -276,7 +280,8 @@ impl Service {
                     notify::watchdog();
                     if let Some(run) = &running {
                         let (done, all) = (run.totals.finished.load(Ordering::Relaxed), run.totals.site_days.load(Ordering::Relaxed));
-                        notify::status(&format!("exporting {done}/{all} site-days"));
+                        let left = run.totals.left().map(|d| format!(", about {} left", crate::status::format::about(d.as_secs()))).unwrap_or_default();
+                        notify::status(&format!("exporting {done}/{all} site-days{left}"));
                     }
                 }
                 Some(fired) = ticks.recv() => {
@@ -427,10 +432,14 @@ impl Service {
         notify::status("exporting: listing sites");
         let span = tracing::info_span!("run", started = %started_at.format("%Y-%m-%dT%H:%M:%SZ"));
         let pool = self.pool.clone();
+        let totals_for_eta = totals.clone();
         let task = tokio::spawn(
             async move {
                 match crate::plan::forecast(&pool, &settings, plan.days, Utc::now()).await {
                     Ok(forecast) => {
+                        let requests = forecast.api_ids.iter().map(|f| f.requests).sum();
+                        let busiest = forecast.api_ids.iter().map(|f| f.minimum_seconds).fold(0.0, f64::max);
+                        totals_for_eta.set_forecast(requests, Duration::from_secs_f64(busiest.max(0.0)));
                         for (account, requests) in &forecast.per_account {
                             crate::metrics::forecast_requests(account, *requests);
                         }

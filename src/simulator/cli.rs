@@ -78,6 +78,10 @@ pub struct SimulateArgs {
     /// Share (0–1) of records, always the same ones, dated 9999-12-31 (outside any window).
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub out_of_window_rate: f64,
+
+    /// Share (0–1) of jobs that answer `working` to two more polls after their build is done.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub extra_working_rate: f64,
 }
 
 fn probability(text: &str) -> Result<f64, String> {
@@ -112,6 +116,7 @@ impl SimulateArgs {
                 absurd_total: self.absurd_total,
                 nul_rate: self.nul_rate,
                 out_of_window_rate: self.out_of_window_rate,
+                extra_working_rate: self.extra_working_rate,
             },
         }
     }

@@ -77,6 +77,8 @@ pub(crate) struct Job {
     /// The first passing answer holds only half the page (a build seen
     /// half-finished); later answers hold all of it.
     pub short_once: bool,
+    /// Polls still to be answered `working` after the build is done.
+    pub extra_working: u32,
 }
 
 impl Job {

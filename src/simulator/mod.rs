@@ -149,6 +149,10 @@ pub struct Faults {
     /// Share of records (chosen by id) whose `completeDate` is 9999-12-31,
     /// outside any requested window.
     pub out_of_window_rate: f64,
+    /// Share of jobs (chosen by hash) that answer `working` to two more
+    /// polls after their build is done, as the live service sometimes
+    /// does: a client cannot assume a build is ready after a fixed time.
+    pub extra_working_rate: f64,
 }
 
 impl Faults {

@@ -374,6 +374,11 @@ async fn load_job(
             ready_at: now + build_time(inner.build_latency, inner.seed, &hash),
             outcome,
             short_once: chosen(&hash, "short", state.faults.short_page_rate),
+            extra_working: if chosen(&hash, "linger", state.faults.extra_working_rate) {
+                2
+            } else {
+                0
+            },
         };
         state.jobs.insert(hash.clone(), job);
     }
@@ -420,6 +425,13 @@ async fn get_job_data(
     };
     if !job.is_ready(now) {
         counters.polls_working += 1;
+        return Ok(answer("working", json!([]), 0));
+    }
+    if job.extra_working > 0 {
+        counters.polls_working += 1;
+        if let Some(job) = state.jobs.get_mut(hash) {
+            job.extra_working -= 1;
+        }
         return Ok(answer("working", json!([]), 0));
     }
     match &job.outcome {

@@ -137,6 +137,7 @@ pub fn progress(site_days: u64, finished: u64) -> RunProgress {
         started_at: "2026-11-29T14:30:00Z".parse().unwrap(),
         site_days,
         finished,
+        left_seconds: Some(720),
     }
 }
 

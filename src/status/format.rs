@@ -25,6 +25,16 @@ pub fn limit(seconds: u64) -> String {
     }
 }
 
+/// A time left, rounded as a person would say it: `40s`, `12m`, `2h 5m`.
+pub fn about(seconds: u64) -> String {
+    let rounded = match seconds {
+        s if s < 90 => s,
+        s if s < 3600 => (s + 30) / 60 * 60,
+        s => (s + 150) / 300 * 300,
+    };
+    humantime::format_duration(std::time::Duration::from_secs(rounded)).to_string()
+}
+
 /// How long something took, to the second, e.g. `14m 3s`.
 pub fn elapsed(delta: TimeDelta) -> String {
     let seconds = delta.num_seconds().max(0).unsigned_abs();
@@ -91,6 +101,13 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn time_left_is_rounded_as_a_person_would_say_it() {
+        assert_eq!(about(40), "40s");
+        assert_eq!(about(719), "12m");
+        assert_eq!(about(2 * 3600 + 4 * 60), "2h 5m");
     }
 
     #[test]

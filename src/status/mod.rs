@@ -3,7 +3,7 @@
 //! next scheduled run and the last run's figures. One [`Snapshot`] feeds the
 //! status page of the service ([`page`]) and `sonnys-etl status` ([`text`]).
 
-mod format;
+pub(crate) mod format;
 pub mod page;
 pub mod text;
 
@@ -154,6 +154,8 @@ pub struct RunProgress {
     pub started_at: DateTime<Utc>,
     pub site_days: u64,
     pub finished: u64,
+    /// Time left by the run's forecast, in seconds (none before it is made).
+    pub left_seconds: Option<u64>,
 }
 
 fn cells_rejected(cells: &[DayCell]) -> i64 {

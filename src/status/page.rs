@@ -5,7 +5,7 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::format::{count, day_ranges_text, elapsed, limit, local, plural};
+use super::format::{about, count, day_ranges_text, elapsed, limit, local, plural};
 use super::{AccountStatus, DayCell, DayState, RunFigures, RunProgress, SiteStatus, Snapshot};
 
 /// Every how many days a date is written under the grid, counted back from
@@ -83,6 +83,9 @@ fn current_run(snapshot: &Snapshot, run: &RunProgress) -> Markup {
             span {
                 "since " (local(run.started_at, snapshot.schedule_timezone)) ": "
                 strong { (count(run.finished)) } " of " (count(run.site_days)) " site-days finished"
+                @if let Some(left) = run.left_seconds {
+                    ", about " (about(left)) " left (forecast)"
+                }
             }
             span.bar { span style=(format!("width: {}%", percent.min(100))) {} }
         }
@@ -458,6 +461,7 @@ mod tests {
         assert!(html.contains("<title>sonnys-etl status</title>"));
         assert!(html.contains("site-days finished"));
         assert!(html.contains("width: 25%"));
+        assert!(html.contains("about 12m left (forecast)"), "{html}");
         assert!(html.contains("12,345"));
         assert!(html.contains("14m 3s"));
     }

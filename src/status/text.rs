@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use super::format::{count, day_ranges_text, elapsed, limit, local, plural};
+use super::format::{about, count, day_ranges_text, elapsed, limit, local, plural};
 use super::{SiteStatus, Snapshot};
 
 /// The snapshot for people: a header with the next run and the last run,
@@ -24,9 +24,13 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
         local(snapshot.generated_at, zone)
     )?;
     if let Some(run) = &snapshot.current_run {
+        let left = run
+            .left_seconds
+            .map(|s| format!(", about {} left (forecast)", about(s)))
+            .unwrap_or_default();
         writeln!(
             out,
-            "running since {}: {} of {} site-days finished",
+            "running since {}: {} of {} site-days finished{left}",
             local(run.started_at, zone),
             count(run.finished),
             count(run.site_days)
@@ -228,7 +232,7 @@ mod tests {
             .starts_with("next run 2026-11-30 03:30 CST"));
         assert_eq!(
             lines.next().unwrap(),
-            "running since 2026-11-29 08:30 CST: 10 of 40 site-days finished"
+            "running since 2026-11-29 08:30 CST: 10 of 40 site-days finished, about 12m left (forecast)"
         );
         let last = lines.next().unwrap();
         assert!(last.starts_with("last run failed"), "{last}");

@@ -221,26 +221,43 @@ pub const LEASE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     pub owner: uuid::Uuid,
+    /// How long the claim holds without renewal (`sync.lease`).
+    pub term: Duration,
 }
 
 impl Lease {
-    /// This process's claims (one owner per process).
-    pub fn of_this_process() -> Lease {
-        static OWNER: std::sync::OnceLock<uuid::Uuid> = std::sync::OnceLock::new();
+    /// This process's claims (one owner per process), holding for `term`.
+    pub fn of_this_process(term: Duration) -> Lease {
         Lease {
-            owner: *OWNER.get_or_init(uuid::Uuid::new_v4),
+            owner: Self::this_process(),
+            term,
         }
+    }
+
+    /// The owner id of this process's claims: `sync_days.lease_owner` of
+    /// the days it is exporting.
+    pub fn this_process() -> uuid::Uuid {
+        static OWNER: std::sync::OnceLock<uuid::Uuid> = std::sync::OnceLock::new();
+        *OWNER.get_or_init(uuid::Uuid::new_v4)
+    }
+
+    /// How often a claim is renewed: well inside its term, so one late
+    /// heartbeat never loses it.
+    pub fn renew_every(&self) -> Duration {
+        HEARTBEAT_EVERY.min(self.term / 4)
     }
 }
 
 /// Claim a site-day for export: counts restart, attempts go up. `None`
-/// when another process holds a claim on it that has not run out.
+/// when another process holds a claim on it that has not run out, or when
+/// the day is `done` and `redo_done` is false.
 pub async fn claim_day(
     pool: &PgPool,
     account: &AccountName,
     site: &SiteCode,
     date: NaiveDate,
     lease: Lease,
+    redo_done: bool,
 ) -> sqlx::Result<Option<Lease>> {
     let claimed: Option<bool> = sqlx::query_scalar(
         "INSERT INTO sonnys.sync_days AS d
@@ -251,15 +268,20 @@ pub async fn claim_day(
                 transactions = 0, pages = 0, requests = 0, rejected = 0,
                 started_at = now(), heartbeat_at = now(), finished_at = NULL,
                 lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
-          WHERE d.status <> 'running' OR d.lease_until IS NULL OR d.lease_until < now()
-                OR d.lease_owner = EXCLUDED.lease_owner
+          WHERE CASE d.status
+                  WHEN 'running' THEN d.lease_until IS NULL OR d.lease_until < now()
+                                      OR d.lease_owner = EXCLUDED.lease_owner
+                  WHEN 'done' THEN $6
+                  ELSE true
+                END
          RETURNING true",
     )
     .bind(account.as_str())
     .bind(site.as_str())
     .bind(date)
     .bind(lease.owner.to_string())
-    .bind(LEASE.as_secs_f64())
+    .bind(lease.term.as_secs_f64())
+    .bind(redo_done)
     .fetch_optional(pool)
     .await?;
     Ok(claimed.map(|_| lease))
@@ -282,6 +304,27 @@ pub async fn day_status(
     .await
 }
 
+/// A site-day's status and how long its current claim still holds (zero
+/// when it has run out or there is none).
+pub async fn claim_state(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+) -> sqlx::Result<Option<(String, Duration)>> {
+    let row: Option<(String, f64)> = sqlx::query_as(
+        "SELECT status,
+                coalesce(greatest(0, extract(epoch FROM lease_until - now()))::float8, 0)
+           FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status, left)| (status, Duration::from_secs_f64(left.max(0.0)))))
+}
+
 /// Prove that a running site-day's export is alive and renew its claim.
 /// `false` when the claim is no longer ours (taken over after it ran out).
 pub async fn heartbeat(
@@ -301,7 +344,7 @@ pub async fn heartbeat(
     .bind(site.as_str())
     .bind(date)
     .bind(lease.owner.to_string())
-    .bind(LEASE.as_secs_f64())
+    .bind(lease.term.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(renewed.rows_affected() == 1)

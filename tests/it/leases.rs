@@ -19,6 +19,7 @@ use crate::support::{fast_simulator, TestApp};
 fn other_process() -> Lease {
     Lease {
         owner: uuid::Uuid::new_v4(),
+        term: store::LEASE,
     }
 }
 
@@ -44,13 +45,13 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
     let (a, b, c) = (other_process(), other_process(), other_process());
 
     assert_eq!(
-        store::claim_day(pool, &account, &site, date, a)
+        store::claim_day(pool, &account, &site, date, a, true)
             .await
             .unwrap(),
         Some(a)
     );
     assert_eq!(
-        store::claim_day(pool, &account, &site, date, b)
+        store::claim_day(pool, &account, &site, date, b, true)
             .await
             .unwrap(),
         None,
@@ -58,7 +59,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
     );
     expire(&app, date).await;
     assert_eq!(
-        store::claim_day(pool, &account, &site, date, b)
+        store::claim_day(pool, &account, &site, date, b, true)
             .await
             .unwrap(),
         Some(b),
@@ -109,7 +110,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
         .await
         .unwrap());
     assert_eq!(
-        store::claim_day(pool, &account, &site, date, c)
+        store::claim_day(pool, &account, &site, date, c, true)
             .await
             .unwrap(),
         None
@@ -130,7 +131,7 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     let before = date - chrono::Days::new(1);
     let pool = app.db.pool.clone();
     let other = other_process();
-    assert!(store::claim_day(&pool, &account, &site, date, other)
+    assert!(store::claim_day(&pool, &account, &site, date, other, true)
         .await
         .unwrap()
         .is_some());
@@ -193,7 +194,7 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
 
     // `sync` of a held day waits, and reports it done when the owner finishes it.
     let other = other_process();
-    assert!(store::claim_day(&pool, &account, &site, date, other)
+    assert!(store::claim_day(&pool, &account, &site, date, other, true)
         .await
         .unwrap()
         .is_some());
@@ -234,7 +235,7 @@ async fn a_dead_processs_day_is_taken_over_once_its_claim_runs_out() {
     );
     let date = app.find_day("desert", "D01", |n| n > 0);
     assert!(
-        store::claim_day(&app.db.pool, &account, &site, date, other_process())
+        store::claim_day(&app.db.pool, &account, &site, date, other_process(), true)
             .await
             .unwrap()
             .is_some()
@@ -250,4 +251,37 @@ async fn a_dead_processs_day_is_taken_over_once_its_claim_runs_out() {
         .await
         .unwrap();
     assert_eq!(stored as usize, app.served("desert", "D01", date).len());
+}
+
+#[tokio::test]
+async fn a_day_another_process_finished_since_it_was_chosen_as_missing_is_not_exported_again() {
+    let app = TestApp::start(fast_simulator()).await;
+    let (account, site) = (
+        AccountName::parse("desert").unwrap(),
+        SiteCode::parse("D01").unwrap(),
+    );
+    let date = app.find_day("desert", "D01", |n| n > 0);
+    let pool = &app.db.pool;
+    let (a, b) = (other_process(), other_process());
+    assert!(store::claim_day(pool, &account, &site, date, a, false)
+        .await
+        .unwrap()
+        .is_some());
+    store::finish_day(pool, &account, &site, date, 2, None, a)
+        .await
+        .unwrap();
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, b, false)
+            .await
+            .unwrap(),
+        None,
+        "chosen because it was missing: done by now, so left alone"
+    );
+    assert_eq!(
+        store::claim_day(pool, &account, &site, date, b, true)
+            .await
+            .unwrap(),
+        Some(b),
+        "chosen whatever its state (a range, the lookback): exported again"
+    );
 }

@@ -340,6 +340,93 @@ async fn sigterm_mid_export_exits_0_with_committed_pages_intact_and_the_next_sta
 }
 
 #[tokio::test]
+async fn two_replicas_share_a_run_and_a_killed_replicas_days_are_finished_by_the_other() {
+    let app = TestApp::start(SimulatorConfig {
+        build_latency: Duration::from_millis(300),
+        ..fast_simulator()
+    })
+    .await;
+    // Two services, the simulator and the test share two cores here: a
+    // request can reach the simulator well after its slot was reserved, so
+    // the guard is wider than the 20 ms of the one-process tests.
+    let config = ConfigFile::new(&format!(
+        "{}\n[sync]\nlease = \"3s\"\n",
+        service_toml(&app, YEARLY, 4, 0)
+            .replace("jitter_guard = \"20ms\"", "jitter_guard = \"150ms\"")
+    ));
+    let mut doomed = ServiceProcess::start(&config.path, &[]);
+    let mut survivor = ServiceProcess::start(&config.path, &[]);
+    let (doomed_id, survivor_id) = (doomed.replica().await, survivor.replica().await);
+    assert_ne!(doomed_id, survivor_id);
+
+    // Kill one replica while it holds days with pages already committed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sonnys.sync_days WHERE status = 'running' AND pages > 0 AND lease_owner = $1::uuid",
+        )
+        .bind(doomed_id.to_string())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        if held > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica never held a day with committed pages"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    doomed.signal("KILL");
+    doomed.exit(Duration::from_secs(10)).await.expect("killed");
+    let orphaned: Vec<(String, String, NaiveDate)> = sqlx::query_as(
+        "SELECT account, site_code, business_date FROM sonnys.sync_days WHERE status = 'running' AND lease_owner = $1::uuid",
+    )
+    .bind(doomed_id.to_string())
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        !orphaned.is_empty(),
+        "the killed replica left no day behind"
+    );
+
+    // The survivor's run ends only when the orphaned days are done: it
+    // exports what is free, then waits for the claims to run out.
+    survivor
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    assert_caught_up(&app, 4, 0).await;
+    for (account, code, date) in &orphaned {
+        let owner: String = sqlx::query_scalar(
+            "SELECT lease_owner::text FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
+        )
+        .bind(account)
+        .bind(code)
+        .bind(date)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            owner,
+            survivor_id.to_string(),
+            "{account} {code} {date} taken over"
+        );
+    }
+    for account in ["northside", "desert"] {
+        let c = app.simulator().counters(&app.account(account).api_id);
+        assert_eq!(c.rate_limited, 0, "{account}: two replicas, one budget");
+    }
+    survivor.signal("TERM");
+    assert!(survivor
+        .exit(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .success());
+}
+
+#[tokio::test]
 async fn metrics_count_every_request_the_simulator_saw() {
     let app = TestApp::start(fast_simulator()).await;
     let config = ConfigFile::new(&service_toml(&app, YEARLY, 2, 0));

@@ -131,6 +131,7 @@ fn snapshot() -> Snapshot {
             started_at: "2026-11-29T14:30:00Z".parse().unwrap(),
             site_days: 6,
             finished: 4,
+            left_seconds: Some(95),
         }),
         accounts: vec![
             AccountStatus {
@@ -214,6 +215,7 @@ async fn chromium_renders_the_status_page_with_every_day_and_the_errors_as_text(
 
     let run = text(select(root, ".run.current")[0]);
     assert!(run.contains("4 of 6 site-days finished"), "{run}");
+    assert!(run.contains("about 2m left (forecast)"), "{run}");
 
     let sites = select(root, ".site");
     assert_eq!(sites.len(), 5);

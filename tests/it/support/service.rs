@@ -109,6 +109,22 @@ impl ServiceProcess {
         format!("http://{addr}")
     }
 
+    /// The id this process claims site-days under (`sync_days.lease_owner`).
+    pub async fn replica(&self) -> uuid::Uuid {
+        self.wait_for("service ready", 1, Duration::from_secs(30))
+            .await;
+        let line = self
+            .log()
+            .into_iter()
+            .find(|l| l.contains("service ready"))
+            .unwrap();
+        line.split("replica=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no replica= in {line:?}"))
+    }
+
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("still running").to_string();
         let status = std::process::Command::new("kill")
