@@ -673,7 +673,7 @@ async fn replicas(server: &str) -> anyhow::Result<()> {
             ),
         )?;
         let started = Instant::now();
-        let mut replicas = vec![Replica::start(&config)?, Replica::start(&config)?];
+        let mut replicas = [Replica::start(&config)?, Replica::start(&config)?];
         let mut orphaned = 0i64;
         let mut killed_at = None;
         if kill {
@@ -876,8 +876,7 @@ async fn idle_tail(server: &str) -> anyhow::Result<()> {
     let transactions: u64 = run.summary.accounts.iter().map(|a| a.transactions).sum();
     println!();
     println!(
-        "[idle tail] both accounts, every site, {from}..{to} ({} has {} transactions on {big}); builds {} ms ±50 %, 30 % of jobs answer `working` twice more once built",
-        "N01",
+        "[idle tail] both accounts, every site, {from}..{to} (N01 has {} transactions on {big}); builds {} ms ±50 %, 30 % of jobs answer `working` twice more once built",
         s.day_volume(&north.api_id, "N01", big),
         MEAN_BUILD.as_millis()
     );
