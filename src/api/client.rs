@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -11,6 +12,10 @@ use url::Url;
 
 use super::error::ApiError;
 use super::model::{JobData, SiteEntry};
+use super::people::{
+    check_clock_range, check_sign_up_period, clock_entries_of, envelope, ClockEntry, Employee,
+    Page, RecurringAccount, StatusChange, LIST_LIMIT, STATUS_LIST_LIMITS,
+};
 use crate::budget::{Budget, Closed, Priority};
 use crate::domain::{AccountName, ApiId, ExportWindow, SiteCode};
 
@@ -214,6 +219,199 @@ impl Client {
         })
     }
 
+    /// GET /employee, one page of [`LIST_LIMIT`] employees.
+    pub async fn employees_page(&self, page: u32) -> Result<Page<Employee>, ApiError> {
+        const ENDPOINT: &str = "employee";
+        let request = self.http.get(self.url(ENDPOINT)).query(&[
+            ("limit", LIST_LIMIT.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self.people(ENDPOINT, request).await?;
+        let decode = |problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        };
+        let (raw, total) = envelope(body, "employees").map_err(decode)?;
+        let items = raw
+            .iter()
+            .map(Employee::from_raw)
+            .collect::<Result<_, _>>()
+            .map_err(decode)?;
+        Ok(Page {
+            items,
+            page,
+            limit: LIST_LIMIT,
+            total,
+        })
+    }
+
+    /// Every employee of the account, former ones included, page by page.
+    pub async fn list_employees(&self) -> Result<Vec<Employee>, ApiError> {
+        walk_pages("employee", |page| self.employees_page(page)).await
+    }
+
+    /// GET /employee/{id}/clock-entries for the dates `from` to `to`, both
+    /// included: at most [`CLOCK_ENTRY_MAX_DAYS`] days, else refused without
+    /// sending. Which zone the dates are read in is not documented (the
+    /// simulator reads UTC dates of the clock-in): ask a day more on each
+    /// side and keep what belongs to the wanted business days.
+    ///
+    /// [`CLOCK_ENTRY_MAX_DAYS`]: super::people::CLOCK_ENTRY_MAX_DAYS
+    pub async fn clock_entries(
+        &self,
+        employee_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<ClockEntry>, ApiError> {
+        // One label for every employee keeps the metrics' labels bounded.
+        const ENDPOINT: &str = "employee/clock-entries";
+        check_clock_range(from, to).map_err(|problem| ApiError::Refused {
+            endpoint: ENDPOINT,
+            problem,
+        })?;
+        let request = self
+            .http
+            .get(self.url(&format!("employee/{employee_id}/clock-entries")))
+            .query(&[
+                ("startDate", from.format("%Y-%m-%d").to_string()),
+                ("endDate", to.format("%Y-%m-%d").to_string()),
+            ]);
+        let body = self.people(ENDPOINT, request).await?;
+        clock_entries_of(body, employee_id).map_err(|problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        })
+    }
+
+    /// GET /recurring/account/list: one page of [`LIST_LIMIT`] accounts that
+    /// signed up from `from` to `to` (at most six months, else refused
+    /// without sending). Status and cancel date are as of the period's end.
+    pub async fn recurring_accounts_page(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: u32,
+    ) -> Result<Page<RecurringAccount>, ApiError> {
+        const ENDPOINT: &str = "recurring/account/list";
+        check_sign_up_period(from, to).map_err(|problem| ApiError::Refused {
+            endpoint: ENDPOINT,
+            problem,
+        })?;
+        let request = self.http.get(self.url(ENDPOINT)).query(&[
+            ("startDate", from.timestamp().to_string()),
+            ("endDate", to.timestamp().to_string()),
+            ("limit", LIST_LIMIT.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self.people(ENDPOINT, request).await?;
+        let decode = |problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        };
+        let (raw, total) = envelope(body, "accounts").map_err(decode)?;
+        let items = raw
+            .into_iter()
+            .map(RecurringAccount::from_raw)
+            .collect::<Result<_, _>>()
+            .map_err(decode)?;
+        Ok(Page {
+            items,
+            page,
+            limit: LIST_LIMIT,
+            total,
+        })
+    }
+
+    /// Every recurring account that signed up from `from` to `to` (at most
+    /// six months), page by page.
+    pub async fn recurring_accounts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RecurringAccount>, ApiError> {
+        walk_pages("recurring/account/list", |page| {
+            self.recurring_accounts_page(from, to, page)
+        })
+        .await
+    }
+
+    /// GET /recurring/account/status-list: one page of the status changes
+    /// made from `from` to `to`, `limit` per page (100 to 1,000, else refused
+    /// without sending). The service answers an identical request from a
+    /// one-hour cache, so a repeat within the hour may miss newer changes.
+    pub async fn status_changes_page(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: u32,
+        limit: u32,
+    ) -> Result<Page<StatusChange>, ApiError> {
+        const ENDPOINT: &str = "recurring/account/status-list";
+        if !STATUS_LIST_LIMITS.contains(&limit) {
+            return Err(ApiError::Refused {
+                endpoint: ENDPOINT,
+                problem: format!(
+                    "a page of {limit}; the status list serves pages of {} to {}",
+                    STATUS_LIST_LIMITS.start(),
+                    STATUS_LIST_LIMITS.end()
+                ),
+            });
+        }
+        if to < from {
+            return Err(ApiError::Refused {
+                endpoint: ENDPOINT,
+                problem: format!("the period {from} to {to} ends before it starts"),
+            });
+        }
+        let request = self.http.get(self.url(ENDPOINT)).query(&[
+            ("startDate", from.timestamp().to_string()),
+            ("endDate", to.timestamp().to_string()),
+            ("limit", limit.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self.people(ENDPOINT, request).await?;
+        let decode = |problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        };
+        let (raw, total) = envelope(body, "accounts").map_err(decode)?;
+        let items = raw
+            .into_iter()
+            .map(StatusChange::from_raw)
+            .collect::<Result<_, _>>()
+            .map_err(decode)?;
+        Ok(Page {
+            items,
+            page,
+            limit,
+            total,
+        })
+    }
+
+    /// Every status change made from `from` to `to`, in pages of 1,000.
+    pub async fn status_changes(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatusChange>, ApiError> {
+        let limit = *STATUS_LIST_LIMITS.end();
+        walk_pages("recurring/account/status-list", |page| {
+            self.status_changes_page(from, to, page, limit)
+        })
+        .await
+    }
+
+    /// Sends a labour or membership request at [`Priority::Background`]:
+    /// the nightly export always goes first.
+    async fn people(
+        &self,
+        endpoint: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Value, ApiError> {
+        self.send(endpoint, Priority::Background, "people", request)
+            .await
+    }
+
     /// The JSON body of a 2xx answer, or the typed error of any other.
     async fn body(&self, endpoint: &'static str, response: Response) -> Result<Value, ApiError> {
         let status = response.status();
@@ -286,6 +484,32 @@ impl Client {
             },
         })
     }
+}
+
+/// The most pages a walk reads before deciding the service is misbehaving
+/// (a `total` that never comes, full pages for ever).
+const MAX_PAGES: u32 = 10_000;
+
+/// Reads pages 1, 2, 3 … until one is short or the pages so far hold
+/// `total` items, as the public client does.
+async fn walk_pages<T, F, Fut>(endpoint: &'static str, mut fetch: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, ApiError>>,
+{
+    let mut items = Vec::new();
+    for page in 1..=MAX_PAGES {
+        let got = fetch(page).await?;
+        let last = got.is_last();
+        items.extend(got.items);
+        if last {
+            return Ok(items);
+        }
+    }
+    Err(ApiError::Decode {
+        endpoint,
+        problem: format!("still full pages after {MAX_PAGES} pages"),
+    })
 }
 
 /// The start of a body for an error message, on one line.

@@ -46,6 +46,13 @@ pub enum ApiError {
         #[source]
         source: reqwest::Error,
     },
+    /// Not sent: the request breaks a rule the API enforces (a range too
+    /// long, a page size out of bounds), so the answer could only be a 422.
+    #[error("request to {endpoint} not sent: {problem}")]
+    Refused {
+        endpoint: &'static str,
+        problem: String,
+    },
     /// A 200 whose body is not what the documentation promises.
     #[error("unreadable answer from {endpoint}: {problem}")]
     Decode {
@@ -75,7 +82,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => Disposition::StopAccount,
             ApiError::RateLimited { .. } => Disposition::AfterWindow,
             ApiError::NotFound { .. } => Disposition::Resubmit,
-            ApiError::Invalid { .. } => Disposition::Fail,
+            ApiError::Invalid { .. } | ApiError::Refused { .. } => Disposition::Fail,
             ApiError::Server { .. }
             | ApiError::Transport { .. }
             | ApiError::Timeout { .. }

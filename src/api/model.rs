@@ -76,7 +76,7 @@ impl JobData {
     }
 }
 
-fn as_u64(v: &Value) -> Option<u64> {
+pub(super) fn as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -352,7 +352,7 @@ fn escape_nul(value: &mut Value) {
 // ---- field parsers ----
 
 /// A string where `""` (and whitespace) mean null; numbers become their text.
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) => Some(s),
@@ -367,7 +367,7 @@ fn required_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text(d)?.ok_or_else(|| de::Error::custom("must not be empty"))
 }
 
-fn decimal_of(v: &Value) -> Result<Option<Decimal>, String> {
+pub(super) fn decimal_of(v: &Value) -> Result<Option<Decimal>, String> {
     let text = match v {
         Value::Null => return Ok(None),
         Value::Number(n) => n.to_string(),
@@ -391,7 +391,7 @@ fn required_money<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> 
     money(d)?.ok_or_else(|| de::Error::custom("an amount is required"))
 }
 
-fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Bool(b) => Some(b),
         Value::Null => None,
@@ -426,7 +426,7 @@ fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     integer_of(&Value::deserialize(d)?).map_err(de::Error::custom)
 }
 
-fn integer_of(v: &Value) -> Result<i64, String> {
+pub(super) fn integer_of(v: &Value) -> Result<i64, String> {
     match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -436,7 +436,7 @@ fn integer_of(v: &Value) -> Result<i64, String> {
 }
 
 /// `2020-05-19T05:32:32.000Z`; also accepts an offset, or no zone (then UTC).
-fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub(super) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let s = String::deserialize(d)?;
     let s = s.trim();
     DateTime::parse_from_rfc3339(s)

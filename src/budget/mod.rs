@@ -44,6 +44,9 @@ pub enum Priority {
     Continue,
     /// Opening new work: a new day's first pages, the site list.
     Open,
+    /// Labour and membership reads: served only when no transaction
+    /// request of this process is waiting, so they never delay the export.
+    Background,
 }
 
 /// The shape of one budget.
@@ -248,10 +251,15 @@ impl Queue {
     }
 
     /// Grant every waiter that can go now; returns when to look again.
+    /// Requests that arrive in `inbox` while the ledger is asked join the
+    /// queue before the slots are handed out, so a slot reserved while a
+    /// [`Priority::Background`] request was alone still goes to an export
+    /// request that came meanwhile.
     async fn grant(
         &mut self,
         ledger: &mut impl Ledger,
         stats: &Mutex<BudgetStats>,
+        inbox: &mut mpsc::UnboundedReceiver<Message>,
     ) -> Option<Instant> {
         let now = Instant::now();
         let life = self.slot_life();
@@ -294,6 +302,9 @@ impl Queue {
         if self.failures > 0 {
             tracing::info!(failures = self.failures, "the request ledger answers again");
             self.failures = 0;
+        }
+        while let Ok(message) = inbox.try_recv() {
+            self.handle(message, stats);
         }
         let mut slots = reservation.granted;
         while slots > 0 && !self.waiters.is_empty() {
@@ -356,7 +367,7 @@ async fn run(
             }
         }
         queue.publish_pause(&mut ledger).await;
-        wake = queue.grant(&mut ledger, &stats).await;
+        wake = queue.grant(&mut ledger, &stats, &mut rx).await;
         if queue.unpublished_pause.is_some() {
             let retry = Instant::now() + LEDGER_RETRY_MAX;
             wake = Some(wake.map_or(retry, |w| w.min(retry)));
@@ -424,6 +435,99 @@ mod tests {
         async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
             self.inner.block(pause).await
         }
+    }
+
+    /// A ledger that takes a while to answer, like one in PostgreSQL.
+    struct Slow(InMemoryLedger);
+
+    impl Ledger for Slow {
+        async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.0.reserve(limit, wanted).await
+        }
+
+        async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
+            self.0.block(pause).await
+        }
+    }
+
+    fn one_per_second() -> Allowance {
+        Allowance {
+            requests: 1,
+            window: Duration::from_secs(1),
+            guard: Duration::ZERO,
+        }
+    }
+
+    /// Acquires `(priority, name)` in order, each queued before the next,
+    /// and returns the names in the order they were granted.
+    async fn grant_order(budget: &Budget, asks: &[(Priority, &'static str)]) -> Vec<&'static str> {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for &(priority, name) in asks {
+            let (budget, order) = (budget.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                budget.acquire(priority, name).await.unwrap();
+                order.lock().unwrap().push(name);
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        order
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_requests_go_after_every_waiting_export_request() {
+        let budget = Budget::new(one_per_second());
+        budget.acquire(Priority::Open, "x").await.unwrap();
+        // The background requests queued first; every export request
+        // waiting when a slot frees still goes before them.
+        let order = grant_order(
+            &budget,
+            &[
+                (Priority::Background, "background 1"),
+                (Priority::Background, "background 2"),
+                (Priority::Open, "open"),
+                (Priority::Continue, "continue"),
+                (Priority::Poll, "poll"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            order,
+            ["poll", "continue", "open", "background 1", "background 2"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_export_request_that_arrives_while_the_ledger_is_asked_beats_a_background_one() {
+        let budget = Budget::with_ledger(
+            one_per_second(),
+            Slow(InMemoryLedger::new(one_per_second())),
+        );
+        budget.acquire(Priority::Open, "x").await.unwrap();
+        let start = Instant::now();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let background = {
+            let (budget, order) = (budget.clone(), order.clone());
+            tokio::spawn(async move {
+                budget
+                    .acquire(Priority::Background, "people")
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push("background");
+            })
+        };
+        // The slot frees about a second after the first grant; the budget
+        // then asks the slow ledger, and this request arrives meanwhile.
+        tokio::time::sleep_until(start + Duration::from_millis(1_005)).await;
+        budget.acquire(Priority::Continue, "x").await.unwrap();
+        order.lock().unwrap().push("continue");
+        background.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["continue", "background"]);
     }
 
     #[tokio::test(start_paused = true)]

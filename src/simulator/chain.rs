@@ -196,7 +196,7 @@ fn days_since_epoch(date: NaiveDate) -> i64 {
 
 /// Converts a local wall-clock time to UTC; times inside a spring-forward gap
 /// move forward to the first existing instant.
-fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     let mut probe = local;
     for _ in 0..8 {
         if let Some(t) = tz.from_local_datetime(&probe).earliest() {
@@ -234,7 +234,7 @@ fn to_cents(d: Decimal) -> Decimal {
 
 /// Money as an exact JSON number (rust_decimal's own `Serialize` writes a
 /// string; the service sends numbers).
-fn num(d: Decimal) -> Value {
+pub(crate) fn num(d: Decimal) -> Value {
     // A Decimal's display form is always a valid JSON number.
     d.to_string()
         .parse::<serde_json::Number>()
@@ -322,6 +322,16 @@ impl Chain {
         }
         cache.insert(key, Arc::clone(&day));
         day
+    }
+
+    /// Customer number `n` of a site as transactions name them: its
+    /// `customerId` and name.
+    pub fn customer(&self, account: usize, site: usize, n: u64) -> (String, String) {
+        let site_id = self.accounts[account].sites[site].site_id;
+        (
+            format!("{site_id}:{n}"),
+            customer_name(self.site_key(account, site), n),
+        )
     }
 
     /// Locates the site and local date a transaction id belongs to.
@@ -530,6 +540,21 @@ const EMPLOYEES: &[&str] = &[
 const CARD_BRANDS: &[&str] = &["Visa", "MasterCard", "Discover", "Amex"];
 const MEMBER_TENDERS: &[&str] = &["RFID Recurring", "LPR", "Washbook Recurring"];
 
+/// The name of customer number `n` of a site, the same wherever it appears.
+fn customer_name(site_key: u64, n: u64) -> String {
+    let h = mix(site_key, &[n]);
+    format!(
+        "{} {}",
+        FIRST_NAMES[(h % FIRST_NAMES.len() as u64) as usize],
+        LAST_NAMES[((h >> 8) % LAST_NAMES.len() as u64) as usize]
+    )
+}
+
+/// The name of membership plan `i` (any index; it wraps).
+pub(crate) fn plan_name(i: usize) -> &'static str {
+    PLANS[i % PLANS.len()].name
+}
+
 /// One line of `items[]`.
 struct Line {
     name: &'static str,
@@ -610,16 +635,15 @@ impl DayContext<'_> {
     fn member(&self, rng: &mut ChaCha8Rng) -> (String, String, String) {
         let n: u64 = rng.gen_range(1..2_500);
         let h = mix(self.site_key, &[n]);
-        let name = format!(
-            "{} {}",
-            FIRST_NAMES[(h % FIRST_NAMES.len() as u64) as usize],
-            LAST_NAMES[((h >> 8) % LAST_NAMES.len() as u64) as usize]
-        );
         let letters: String = (0..3)
             .map(|i| char::from(b'A' + ((h >> (16 + i * 5)) % 26) as u8))
             .collect();
         let plate = format!("{letters}{:04}", (h >> 40) % 10_000);
-        (format!("{}:{n}", self.site.site_id), name, plate)
+        (
+            format!("{}:{n}", self.site.site_id),
+            customer_name(self.site_key, n),
+            plate,
+        )
     }
 
     fn transaction(&self, rng: &mut ChaCha8Rng, number: i64, when: DateTime<Utc>) -> Value {

@@ -133,6 +133,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
 
     println!("Sonny's Data API simulator listening");
     println!("  base URL: {}", running.base_url());
+    println!("  serves:   site/list, transaction/load-job, transaction/get-job-data,");
+    println!("            employee, employee/{{employee_id}}/clock-entries,");
+    println!("            recurring/account/list, recurring/account/status-list");
     println!(
         "  throttle: {} requests per {}",
         args.requests_per_window,

@@ -9,6 +9,12 @@
 //! no convenience the real service lacks, so a client that works here has
 //! not been taught anything the live service will not honour.
 //!
+//! It also serves the labour and membership endpoints — `GET /v1/employee`,
+//! `GET /v1/employee/{employee_id}/clock-entries`,
+//! `GET /v1/recurring/account/list` and `GET /v1/recurring/account/status-list`
+//! — behind the same gate (authentication, the one throttle per API id,
+//! injected 500s, slowness); see [Labour and membership](#labour-and-membership).
+//!
 //! # The sample chain
 //!
 //! Two accounts, generated from the seed one (site, local date) at a time:
@@ -59,11 +65,79 @@
 //! - A wrong method on a known path answers 404 `EntityNotFoundError`.
 //! - Nothing later than the present is served: the current day grows as the
 //!   clock advances.
+//!
+//! # Labour and membership
+//!
+//! Each account has a fixed roster of 7–9 employees (ids `1101`–`1109` for
+//! `northside`, `2101`–`2107` for `desert`, one of whom has left) whose
+//! shifts, like transactions, are generated one (employee, local date) at a
+//! time from the seed. The roster has managers over 40 hours a week who are
+//! not eligible for overtime, attendants scheduled past 40 hours who are,
+//! `1102` at `N01` and `N02` (two zones), `1108` at `N03` and `N01`, `2106`
+//! at `D01` and the online store, night shifts across local midnight at
+//! `N03` (`1104`) and the online store (`2105`), and a raise of $0.50 an hour
+//! on each hiring anniversary. About 7 % of shifts are corrected by a manager
+//! a few hours to a day after clock-out (the clock-in moves, so the entry as
+//! first served disappears) and 3 % are created in BackOffice up to two days
+//! later. Counters `labour_requests` and `member_requests` count the
+//! requests of each family.
+//!
+//! Members sign up at `N01`–`N03` and `D01` since December 2023, 6–12 a
+//! month per account (`D02` and the online store have none, so a report
+//! meets a site without members). Their status changes follow billing:
+//! failed payments that a retry fixes or that run out of retries, declines,
+//! expired cards, suspensions, cancellations (some rejoin later), annual
+//! plans that expire. The first members of December 2023 are scripted so
+//! every seed has a cancel-and-rejoin, a recovered failed payment, a
+//! suspension and an expiry. An account's status is that of its latest
+//! change (`Active` before the first), so the account list agrees with
+//! the status list. Tests can install a hand-made [`People`] instead with
+//! [`Simulator::set_people`].
+//!
+//! Where the reference is silent on these endpoints, the simulator chose:
+//!
+//! - Clock-entry `startDate`/`endDate` are **UTC calendar dates** (or Unix
+//!   seconds) of the clock-in, both ends included: a New York shift that
+//!   starts at 20:00 local falls on the next UTC date, so a client must ask
+//!   a day more on each side of the business days it wants. At most 14
+//!   days (`endDate` − `startDate` ≤ 13 days for dates, ≤ 14 × 86,400 s for
+//!   seconds), else 422. One date without the other is a 422; neither means
+//!   the last 14 UTC dates. Unknown or non-numeric employee: 404.
+//! - Payroll weeks run Friday to Thursday in UTC dates, like the vendor's
+//!   example `"2021-01-08 - 2021-01-14"`; an entry belongs to the week of its
+//!   clock-in. Hours are the entry's length rounded to hundredths; the first
+//!   40 hours of a week are regular, the rest overtime if the entry is
+//!   eligible, counted over the whole week even when the request covers
+//!   part of it. `weekTotal…` sum the entries in the answer. While on
+//!   shift, `clockOut` is unset and the hours are 0. Rates have two decimals.
+//! - Unset `clockOut`, `modificationTimestamp`, `name`, `customerId` and
+//!   `cancelDate` follow the `""`-for-null quirk like transactions.
+//! - `/employee` and the account list take `limit` 1–100 (default 10), the
+//!   status list 100–1,000 (default 100); `offset` is a page number from 1.
+//! - The account list filters by sign-up time; its period may be at most
+//!   six calendar months (else 422) and defaults to the first day of last
+//!   month (00:00 UTC) through now. `statusName`, `status` and `cancelDate`
+//!   are as of the end of the period (or now): a client reading old periods
+//!   gets old statuses and must take current ones from the status list.
+//!   `cancelDate` is set only while the account is `Cancelled`. `signUpDate`
+//!   and `cancelDate` look like the vendor's example, `2020-05-19 08:45:00`
+//!   (UTC, no zone); `status_date` is ISO-8601 UTC. `balance` is null.
+//! - The status list's period defaults to today (UTC) through now and has
+//!   no span limit; `recurringAccountStatus` filters on `new_status`.
+//!   `washbook_account_id` and `recurring_id` carry the same id, the
+//!   account list's `id`. Identical requests (same id, site header and
+//!   parameters) within an hour get the cached answer, even after changes.
+//! - A site header restricts clock entries, accounts (by billing site) and
+//!   status changes to that site; `/employee` lists everyone.
 
 mod chain;
 mod cli;
 mod jobs;
+mod members;
+mod people;
+mod people_routes;
 mod server;
+mod staff;
 mod throttle;
 
 use std::collections::{HashMap, HashSet};
@@ -79,9 +153,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cli::{run, SimulateArgs};
+pub use people::{
+    MemberStatus, Modification, People, SimClockEntry, SimEmployee, SimMember, SimRecurringAccount,
+    SimShift, SimStatusChange,
+};
 
 use chain::{Chain, Quirks};
 use jobs::Jobs;
+use members::Members;
+use people::{MemberBook, PeopleOverride};
+use staff::Staff;
 use throttle::Throttle;
 
 /// Settings of a simulator.
@@ -186,6 +267,12 @@ pub struct Counters {
     /// The most requests the throttle ever counted in one window (rejected
     /// ones included, so above the limit once a 429 was served).
     pub max_in_window: u32,
+    /// Requests to `/employee` and `/employee/{id}/clock-entries`, counted
+    /// like `requests` (rejected ones included).
+    pub labour_requests: u64,
+    /// Requests to `/recurring/account/list` and `/status-list`, counted
+    /// like `requests`.
+    pub member_requests: u64,
 }
 
 /// An account of the sample chain, with its demo credentials.
@@ -227,6 +314,11 @@ struct State {
     /// Canonical replacements per API id and transaction id; `Null` deletes.
     overrides: HashMap<String, HashMap<String, Value>>,
     jobs: Jobs,
+    /// Test changes to each API id's employees, shifts and members.
+    people: HashMap<String, PeopleOverride>,
+    /// Answers of `/recurring/account/status-list` by request, with when
+    /// they were computed.
+    status_cache: HashMap<String, (tokio::time::Instant, Value)>,
 }
 
 struct Inner {
@@ -234,6 +326,8 @@ struct Inner {
     build_latency: Duration,
     max_age_days: i64,
     chain: Chain,
+    staff: Staff,
+    members: Members,
     state: Mutex<State>,
 }
 
@@ -260,13 +354,18 @@ impl Simulator {
             revoked: HashSet::new(),
             overrides: HashMap::new(),
             jobs: Jobs::default(),
+            people: HashMap::new(),
+            status_cache: HashMap::new(),
         };
+        let chain = Chain::new(config.seed);
         Self {
             inner: Arc::new(Inner {
                 seed: config.seed,
                 build_latency: config.build_latency,
                 max_age_days: config.max_age_days,
-                chain: Chain::new(config.seed),
+                staff: Staff::new(config.seed, chain.accounts()),
+                members: Members::new(config.seed),
+                chain,
                 state: Mutex::new(state),
             }),
         }
@@ -448,6 +547,265 @@ impl Simulator {
         lock(&self.inner.state)
             .throttle
             .reconfigure(requests_per_window, window);
+    }
+}
+
+/// Labour and membership data: what the people endpoints serve, the
+/// truth tests compare against, and the hooks that change it.
+impl Simulator {
+    /// The employees of an account, by id (unknown account: none).
+    pub fn employees(&self, api_id: &str) -> Vec<SimEmployee> {
+        self.inner
+            .chain
+            .account_index(api_id)
+            .map(|account| self.employee_list(account, api_id))
+            .unwrap_or_default()
+    }
+
+    /// The clock entries of an employee whose clock-in lies in `[from, to]`
+    /// (any span), as the endpoint would serve them now: hours and overtime
+    /// by the whole payroll week, edits and back-office entries only once
+    /// made, `clock_out` `None` while on shift. Unknown account or
+    /// employee: none.
+    pub fn clock_entries(
+        &self,
+        api_id: &str,
+        employee_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<SimClockEntry> {
+        self.inner
+            .chain
+            .account_index(api_id)
+            .and_then(|account| {
+                self.served_clock_entries(account, api_id, employee_id, from, to, Utc::now())
+            })
+            .unwrap_or_default()
+    }
+
+    /// A manager moves the clock-in of the entry now served with
+    /// `old_clock_in` to `new_clock_in`: from now on it is served with
+    /// `wasModified` true and `modificationTimestamp` now, and the entry at
+    /// the old clock-in is gone (entries have no id). Keep the new clock-in
+    /// before the clock-out. Returns whether such an entry exists.
+    pub fn edit_clock_in(
+        &self,
+        api_id: &str,
+        employee_id: i64,
+        old_clock_in: DateTime<Utc>,
+        new_clock_in: DateTime<Utc>,
+    ) -> bool {
+        let now = Utc::now();
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return false;
+        };
+        let Some(found) = self
+            .shifts_of(account, api_id, employee_id, old_clock_in, old_clock_in)
+            .and_then(|shifts| {
+                shifts
+                    .into_iter()
+                    .find(|s| s.served_clock_in(now) == Some(old_clock_in))
+            })
+        else {
+            tracing::warn!(api_id, employee_id, %old_clock_in, "edit_clock_in: no such entry");
+            return false;
+        };
+        let mut state = lock(&self.inner.state);
+        let over = state.people.entry(api_id.to_string()).or_default();
+        if let Some(i) = over.added.iter().position(|s| *s == found) {
+            over.added.remove(i);
+        } else if let Some((_, shifts)) = over.staff.as_mut() {
+            shifts.retain(|s| *s != found);
+        } else {
+            over.removed.insert((employee_id, found.clock_in));
+        }
+        over.added.push(SimShift {
+            clock_in: new_clock_in,
+            modification: Some(Modification {
+                at: now,
+                original_clock_in: None,
+            }),
+            ..found
+        });
+        true
+    }
+
+    /// Every recurring account that has signed up by now, with its status
+    /// now (as the account list reports it for a period ending now).
+    pub fn recurring_accounts(&self, api_id: &str) -> Vec<SimRecurringAccount> {
+        let now = Utc::now();
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return Vec::new();
+        };
+        let start = DateTime::<Utc>::MIN_UTC;
+        self.accounts_signed_up(account, api_id, start, now, now)
+    }
+
+    /// Every status change made by now, oldest first.
+    pub fn status_changes(&self, api_id: &str) -> Vec<SimStatusChange> {
+        let now = Utc::now();
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return Vec::new();
+        };
+        self.changes_between(account, api_id, DateTime::<Utc>::MIN_UTC, now, now)
+    }
+
+    /// Serves `people` for the account instead of the generated employees,
+    /// shifts and members (earlier edits of the account are dropped).
+    /// Unknown account: ignored.
+    pub fn set_people(&self, api_id: &str, people: People) {
+        if self.inner.chain.account_index(api_id).is_none() {
+            tracing::warn!(api_id, "set_people: unknown account");
+            return;
+        }
+        let over = PeopleOverride {
+            staff: Some((people.employees, people.shifts)),
+            members: Some(Arc::new(MemberBook::new(people.members, people.changes))),
+            ..PeopleOverride::default()
+        };
+        lock(&self.inner.state)
+            .people
+            .insert(api_id.to_string(), over);
+    }
+
+    /// Records one more status change, e.g. a cancellation after a status
+    /// list was cached. On generated members this freezes the book at the
+    /// current month. Returns whether the account exists.
+    pub fn add_status_change(&self, api_id: &str, change: SimStatusChange) -> bool {
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return false;
+        };
+        let book = self.member_book(account, api_id, Utc::now());
+        let book = Arc::new(book.with_change(change));
+        lock(&self.inner.state)
+            .people
+            .entry(api_id.to_string())
+            .or_default()
+            .members = Some(book);
+        true
+    }
+
+    /// Forgets the status list's cached answers, as if an hour had passed.
+    pub fn clear_status_cache(&self) {
+        lock(&self.inner.state).status_cache.clear();
+    }
+
+    fn employee_list(&self, account: usize, api_id: &str) -> Vec<SimEmployee> {
+        let state = lock(&self.inner.state);
+        match state.people.get(api_id).and_then(|p| p.staff.as_ref()) {
+            Some((employees, _)) => {
+                let mut employees = employees.clone();
+                employees.sort_by_key(|e| e.employee_id);
+                employees
+            }
+            None => self.inner.staff.employees(account),
+        }
+    }
+
+    /// Every stored shift of an employee that may bear on entries clocked
+    /// in during `[from, to]`, test edits applied; `None`: no such employee.
+    fn shifts_of(
+        &self,
+        account: usize,
+        api_id: &str,
+        employee_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<Vec<SimShift>> {
+        let state = lock(&self.inner.state);
+        let over = state.people.get(api_id);
+        let mut shifts = match over.and_then(|p| p.staff.as_ref()) {
+            Some((employees, shifts)) => {
+                employees.iter().find(|e| e.employee_id == employee_id)?;
+                shifts
+                    .iter()
+                    .filter(|s| s.employee_id == employee_id)
+                    .cloned()
+                    .collect()
+            }
+            None => {
+                let staff = &self.inner.staff;
+                staff
+                    .employees(account)
+                    .iter()
+                    .find(|e| e.employee_id == employee_id)?;
+                let (first, last) = people::shift_dates(from, to);
+                staff.shifts(account, employee_id, first, last)
+            }
+        };
+        if let Some(over) = over {
+            shifts.retain(|s| !over.removed.contains(&(s.employee_id, s.clock_in)));
+            shifts.extend(
+                over.added
+                    .iter()
+                    .filter(|s| s.employee_id == employee_id)
+                    .cloned(),
+            );
+        }
+        Some(shifts)
+    }
+
+    fn served_clock_entries(
+        &self,
+        account: usize,
+        api_id: &str,
+        employee_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<SimClockEntry>> {
+        let shifts = self.shifts_of(account, api_id, employee_id, from, to)?;
+        Some(people::clock_entries(&shifts, from, to, now))
+    }
+
+    fn member_book(&self, account: usize, api_id: &str, now: DateTime<Utc>) -> Arc<MemberBook> {
+        let installed = lock(&self.inner.state)
+            .people
+            .get(api_id)
+            .and_then(|p| p.members.clone());
+        installed.unwrap_or_else(|| {
+            let inner = &self.inner;
+            inner.members.book(&inner.chain, &inner.staff, account, now)
+        })
+    }
+
+    /// Accounts that signed up in `[start, end]` and by `now`, with their
+    /// status at the end of that period (or now, if earlier).
+    fn accounts_signed_up(
+        &self,
+        account: usize,
+        api_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<SimRecurringAccount> {
+        let book = self.member_book(account, api_id, now);
+        let sites = &self.inner.chain.accounts()[account].sites;
+        let site_id = |code: &str| sites.iter().find(|s| s.code == code).map(|s| s.site_id);
+        let as_of = end.min(now);
+        book.members
+            .iter()
+            .filter(|m| m.signed_up >= start && m.signed_up <= as_of)
+            .map(|m| book.account(m, as_of, site_id))
+            .collect()
+    }
+
+    /// Status changes made in `[start, end]` and by `now`, oldest first.
+    fn changes_between(
+        &self,
+        account: usize,
+        api_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<SimStatusChange> {
+        let as_of = end.min(now);
+        self.member_book(account, api_id, now)
+            .changes
+            .iter()
+            .filter(|c| c.at >= start && c.at <= as_of)
+            .cloned()
+            .collect()
     }
 }
 

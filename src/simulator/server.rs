@@ -1,6 +1,7 @@
-//! HTTP face of the simulator: the three routes the export needs, behind one
-//! gate that applies slowness, the throttle, injected 500s and authentication
-//! in the order a request meets them at the real service.
+//! HTTP face of the simulator: the three routes the export needs and the
+//! labour and membership routes (in `people_routes`), behind one gate that
+//! applies slowness, the throttle, injected 500s and authentication in the
+//! order a request meets them at the real service.
 
 use std::collections::HashMap;
 
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use super::chain::render;
 use super::jobs::{build_time, page, Criteria, Job, Outcome, PAGE_SIZE};
-use super::{lock, Simulator};
+use super::{lock, people_routes, Simulator};
 
 /// The longest span one export window may cover.
 const MAX_SPAN_SECS: i64 = 24 * 60 * 60;
@@ -88,11 +89,11 @@ impl IntoResponse for ApiError {
 
 /// The authenticated caller, handed from the gate to the routes.
 #[derive(Clone, Debug)]
-struct Caller {
-    api_id: String,
-    account: usize,
+pub(super) struct Caller {
+    pub(super) api_id: String,
+    pub(super) account: usize,
     /// The `X-Sonnys-Site-Code` header, already checked against the account.
-    site_header: Option<String>,
+    pub(super) site_header: Option<String>,
 }
 
 /// Builds the routes; everything else answers 404 `EntityNotFoundError`.
@@ -101,6 +102,19 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1/site/list", get(site_list))
         .route("/v1/transaction/load-job", post(load_job))
         .route("/v1/transaction/get-job-data", get(get_job_data))
+        .route("/v1/employee", get(people_routes::employees))
+        .route(
+            "/v1/employee/{employee_id}/clock-entries",
+            get(people_routes::clock_entries),
+        )
+        .route(
+            "/v1/recurring/account/list",
+            get(people_routes::recurring_accounts),
+        )
+        .route(
+            "/v1/recurring/account/status-list",
+            get(people_routes::status_changes),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), gate))
@@ -114,6 +128,26 @@ fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// Which endpoints a request is for, for the per-family counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Labour,
+    Members,
+    Other,
+}
+
+impl Family {
+    fn of(path: &str) -> Self {
+        if path == "/v1/employee" || path.starts_with("/v1/employee/") {
+            Self::Labour
+        } else if path.starts_with("/v1/recurring/") {
+            Self::Members
+        } else {
+            Self::Other
+        }
+    }
 }
 
 /// True with probability `p` (values outside 0..=1 act as never / always).
@@ -132,6 +166,7 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
     let api_id = header_value(headers, "x-sonnys-api-id");
     let api_key = header_value(headers, "x-sonnys-api-key");
     let site_header = header_value(headers, "x-sonnys-site-code");
+    let family = Family::of(req.uri().path());
 
     let caller = {
         let mut guard = lock(&sim.inner.state);
@@ -142,6 +177,11 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
             .map(|id| state.throttle.hit(id, Instant::now()));
         let counters = state.counters.entry(key).or_default();
         counters.requests += 1;
+        match family {
+            Family::Labour => counters.labour_requests += 1,
+            Family::Members => counters.member_requests += 1,
+            Family::Other => {}
+        }
         if let Some(verdict) = verdict {
             counters.max_in_window = counters.max_in_window.max(verdict.count);
             if !verdict.allowed {
@@ -211,7 +251,7 @@ async fn site_list(
     Json(json!({ "data": { "sites": sites } }))
 }
 
-fn query_params(raw: Option<&str>) -> HashMap<String, String> {
+pub(super) fn query_params(raw: Option<&str>) -> HashMap<String, String> {
     let mut params = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         params

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod leases;
 mod ledger;
+mod people_api;
 mod pgserver;
 mod plan;
 mod reliability;
