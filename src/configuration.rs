@@ -47,7 +47,78 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub schedule: ScheduleSettings,
     pub server: ServerSettings,
+    pub labour: LabourSettings,
+    pub members: MembersSettings,
     pub accounts: Vec<AccountSettings>,
+}
+
+/// The export of employees and clock entries (`[labour]`).
+#[derive(Debug, Clone)]
+pub struct LabourSettings {
+    /// Whether `sync` and the service export labour by default.
+    pub enabled: bool,
+    /// Business days re-read every night, for employees seen lately.
+    pub recent_days: u32,
+    /// Employees with a clock entry (or first listed) within this many
+    /// weeks are read every night; the others only by the sweep.
+    pub active_weeks: u32,
+    /// Business days the sweep re-reads for every employee, picking up
+    /// BackOffice edits.
+    pub sweep_days: u32,
+    /// How often the sweep runs.
+    pub sweep_every: Duration,
+}
+
+impl Default for LabourSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            recent_days: 2,
+            active_weeks: 4,
+            sweep_days: 14,
+            sweep_every: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The export of membership accounts and their status changes (`[members]`).
+#[derive(Debug, Clone)]
+pub struct MembersSettings {
+    /// Whether `sync` and the service export memberships by default.
+    pub enabled: bool,
+    /// How far back the first export reads sign-ups and status changes.
+    pub since: Since,
+    /// Days of sign-ups and status changes re-read every night.
+    pub recent_days: u32,
+}
+
+impl Default for MembersSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            since: Since::Ago(Duration::from_secs(3 * 365 * 24 * 3600 + 24 * 3600)),
+            recent_days: 2,
+        }
+    }
+}
+
+/// A point in the past: a date, or a span before now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Date(chrono::NaiveDate),
+    Ago(Duration),
+}
+
+impl Since {
+    /// The moment it names at `now`.
+    pub fn at(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        match *self {
+            Since::Date(d) => d.and_time(chrono::NaiveTime::MIN).and_utc(),
+            Since::Ago(span) => {
+                now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::zero())
+            }
+        }
+    }
 }
 
 /// When the service exports, and which days (`[schedule]`).
@@ -157,6 +228,10 @@ struct RawSettings {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    labour: RawLabour,
+    #[serde(default)]
+    members: RawMembers,
+    #[serde(default)]
     accounts: Vec<RawAccount>,
 }
 
@@ -204,6 +279,24 @@ struct RawApi {
 struct RawSync {
     max_concurrent_sites: Option<usize>,
     lease: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabour {
+    enabled: Option<bool>,
+    recent_days: Option<u32>,
+    active_weeks: Option<u32>,
+    sweep_days: Option<u32>,
+    sweep_every: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMembers {
+    enabled: Option<bool>,
+    since: Option<String>,
+    recent_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -587,12 +680,44 @@ impl Settings {
             });
         }
 
+        let defaults = LabourSettings::default();
+        let labour = LabourSettings {
+            enabled: raw.labour.enabled.unwrap_or(defaults.enabled),
+            recent_days: positive("labour.recent_days", raw.labour.recent_days, defaults.recent_days)?,
+            active_weeks: positive("labour.active_weeks", raw.labour.active_weeks, defaults.active_weeks)?,
+            sweep_days: positive("labour.sweep_days", raw.labour.sweep_days, defaults.sweep_days)?,
+            sweep_every: duration("labour.sweep_every", raw.labour.sweep_every, defaults.sweep_every)?,
+        };
+        for (key, days) in [("labour.recent_days", labour.recent_days), ("labour.sweep_days", labour.sweep_days)] {
+            if days > 90 {
+                return Err(invalid(key, format!("{days} days is more than the 90 a night can re-read")));
+            }
+        }
+        let defaults = MembersSettings::default();
+        let members = MembersSettings {
+            enabled: raw.members.enabled.unwrap_or(defaults.enabled),
+            since: match raw.members.since.as_deref().map(str::trim) {
+                None => defaults.since,
+                Some(text) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                    Ok(date) => Since::Date(date),
+                    Err(_) => Since::Ago(humantime::parse_duration(text).map_err(|_| {
+                        invalid(
+                            "members.since",
+                            format!("{text:?} is neither a date (2023-01-01) nor a span (3years)"),
+                        )
+                    })?),
+                },
+            },
+            recent_days: positive("members.recent_days", raw.members.recent_days, defaults.recent_days)?,
+        };
         Ok(Settings {
             database,
             api,
             sync,
             schedule,
             server,
+            labour,
+            members,
             accounts,
         })
     }

@@ -100,6 +100,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             job_timeout: Duration::from_secs(120),
             max_total_per_window: 50_000,
         },
+        labour: crate::configuration::LabourSettings::default(),
+        members: crate::configuration::MembersSettings::default(),
         sync: SyncSettings {
             max_concurrent_sites: 16,
             lease: crate::store::LEASE,

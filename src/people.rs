@@ -1,0 +1,449 @@
+//! The nightly export of labour (employees and their clock entries) and
+//! memberships (recurring accounts and their status changes), beside the
+//! transactions and within the same API id's budget at its lowest priority
+//! (`Priority::Background`): the transactions never wait for them.
+//!
+//! What each run covered is recorded in `sonnys.people_syncs`, which decides
+//! when the weekly clock-entry sweep and the one walk back through
+//! membership history are due, and from which `plan` forecasts their cost.
+//!
+//! Request cost per account and night (pages of 100 unless said):
+//! - labour: ⌈employees / 100⌉ for the list, then one request per employee
+//!   seen in the last `active_weeks` (more for spans over 12 days); on sweep
+//!   nights one per employee per 12 days of `sweep_days` (14 days: 2).
+//! - members: one for the night's sign-ups, ⌈changes / 1,000⌉ for the status
+//!   changes; once, ⌈sign-ups / 100⌉ per 6 months back to `since` and
+//!   ⌈changes / 1,000⌉ for the status history.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Days, Months, NaiveDate, Utc};
+use chrono_tz::Tz;
+use futures::stream::{self, StreamExt};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::people::{Page, CLOCK_ENTRY_MAX_DAYS, STATUS_LIST_LIMITS};
+use crate::api::Client;
+use crate::configuration::{LabourSettings, MembersSettings};
+use crate::domain::AccountName;
+use crate::export::{with_policy, ExportError};
+use crate::store::people as store;
+use crate::sync::last_ended_day;
+
+/// Business days one clock-entries request covers: the request asks a day
+/// more on each side (the API's date zone is not documented), within its
+/// limit of 14 days.
+pub const CLOCK_DAYS_PER_REQUEST: u32 = (CLOCK_ENTRY_MAX_DAYS - 2) as u32;
+
+/// Employees whose entries are read at once.
+const EMPLOYEES_IN_FLIGHT: usize = 4;
+
+/// Which data a sync exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataKinds {
+    pub transactions: bool,
+    pub labour: bool,
+    pub members: bool,
+}
+
+impl DataKinds {
+    /// Transactions, plus what the configuration enables.
+    pub fn configured(labour: &LabourSettings, members: &MembersSettings) -> Self {
+        Self {
+            transactions: true,
+            labour: labour.enabled,
+            members: members.enabled,
+        }
+    }
+
+    /// Parses `transactions,labour,members` (any subset, at least one).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut kinds = Self {
+            transactions: false,
+            labour: false,
+            members: false,
+        };
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "transactions" => kinds.transactions = true,
+                "labour" | "labor" => kinds.labour = true,
+                "members" => kinds.members = true,
+                other => {
+                    return Err(format!(
+                        "unknown data {other:?}: use transactions, labour or members"
+                    ))
+                }
+            }
+        }
+        if !(kinds.transactions || kinds.labour || kinds.members) {
+            return Err("name at least one of transactions, labour, members".into());
+        }
+        Ok(kinds)
+    }
+}
+
+/// What one account's labour or membership export did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeopleReport {
+    pub requests: u64,
+    /// Employees or membership accounts listed.
+    pub listed: u64,
+    /// Clock entries or status changes received.
+    pub records: u64,
+    pub written: store::Written,
+    /// For labour: whether this was the sweep of every employee.
+    pub sweep: bool,
+    pub error: Option<String>,
+}
+
+/// One account's labour and membership export.
+pub struct PeopleExport<'a> {
+    pub pool: &'a PgPool,
+    pub account: &'a AccountName,
+    /// Zone of the account's business days (and of sites without one).
+    pub timezone: Tz,
+    pub client: &'a Client,
+    pub cancel: &'a CancellationToken,
+}
+
+impl PeopleExport<'_> {
+    /// Employees, then their clock entries of the recent business days (or
+    /// of the sweep's days for every employee, when a sweep is due).
+    pub async fn labour(&self, settings: &LabourSettings, now: DateTime<Utc>) -> PeopleReport {
+        let requests = AtomicU64::new(0);
+        let mut report = PeopleReport::default();
+        let last = last_ended_day(self.timezone, now);
+        let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every).await {
+            Ok(due) => due,
+            Err(e) => {
+                report.error = Some(format!("cannot read when labour was last swept: {e}"));
+                return report;
+            }
+        };
+        let days = if sweep {
+            settings.sweep_days
+        } else {
+            settings.recent_days
+        };
+        let first = last - Days::new(u64::from(days.max(1)) - 1);
+        let data = if sweep { "labour_sweep" } else { "labour" };
+        let span = (day_start(first), day_start(last + Days::new(1)));
+        let result: Result<(), String> = async {
+            store::begin(self.pool, self.account, data, span)
+                .await
+                .map_err(|e| e.to_string())?;
+            let employees = self
+                .call("list employees", &requests, || self.walk_employees())
+                .await?;
+            report.listed = employees.len() as u64;
+            store::upsert_employees(self.pool, self.account, &employees)
+                .await
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<i64> = if sweep {
+                employees.iter().map(|e| e.employee_id).collect()
+            } else {
+                store::active_employees(
+                    self.pool,
+                    self.account,
+                    now - chrono::Duration::weeks(i64::from(settings.active_weeks)),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+            };
+            let chunks = day_chunks(first, last, CLOCK_DAYS_PER_REQUEST);
+            let mut results = stream::iter(ids.iter().flat_map(|id| {
+                chunks.iter().map(move |(from, to)| (*id, *from, *to))
+            }))
+            .map(|(id, from, to)| {
+                let requests = &requests;
+                async move {
+                    let entries = self
+                        .call("read clock entries", requests, || {
+                            // A day more on each side: the API's date zone
+                            // is not documented.
+                            self.client
+                                .clock_entries(id, from - Days::new(1), to + Days::new(1))
+                        })
+                        .await?;
+                    let received = entries.len() as u64;
+                    let written = store::replace_clock_entries(
+                        self.pool,
+                        self.account,
+                        self.timezone,
+                        id,
+                        from..=to,
+                        &entries,
+                    )
+                    .await
+                    .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
+                    Ok::<_, String>((received, written))
+                }
+            })
+            .buffer_unordered(EMPLOYEES_IN_FLIGHT);
+            while let Some(result) = results.next().await {
+                let (received, written) = result?;
+                report.records += received;
+                add(&mut report.written, written);
+            }
+            Ok(())
+        }
+        .await;
+        report.sweep = sweep;
+        self.finish(data, span, &requests, result, &mut report)
+            .await;
+        report
+    }
+
+    /// Sign-ups of the last days and status changes since the last export;
+    /// the first time, both back to `since`.
+    pub async fn members(&self, settings: &MembersSettings, now: DateTime<Utc>) -> PeopleReport {
+        let requests = AtomicU64::new(0);
+        let mut report = PeopleReport::default();
+        let since = settings.since.at(now);
+        let recent = now - chrono::Duration::days(i64::from(settings.recent_days) + 1);
+
+        // Sign-ups: every whole 6-month period back to `since` once, then
+        // the recent days every night.
+        let periods = match store::missing_history(self.pool, self.account, since, recent).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.error = Some(format!("cannot read the membership history done: {e}"));
+                return report;
+            }
+        };
+        for (data, span) in periods
+            .into_iter()
+            .map(|p| ("member_history", p))
+            .chain(std::iter::once(("member_sign_ups", (recent, now))))
+        {
+            let result = async {
+                store::begin(self.pool, self.account, data, span)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let accounts = self
+                    .call("list membership accounts", &requests, || {
+                        self.walk(|page| self.client.recurring_accounts_page(span.0, span.1, page))
+                    })
+                    .await?;
+                report.listed += accounts.len() as u64;
+                let written = store::upsert_recurring_accounts(self.pool, self.account, &accounts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                add(&mut report.written, written);
+                Ok(())
+            }
+            .await;
+            let failed = result.is_err();
+            self.finish(data, span, &requests, result, &mut report)
+                .await;
+            if failed {
+                return report;
+            }
+        }
+
+        // Status changes since the last export, with the recent days again.
+        let from = match store::changes_covered_to(self.pool, self.account).await {
+            Ok(Some(to)) => (to - chrono::Duration::days(i64::from(settings.recent_days))).max(since),
+            Ok(None) => since,
+            Err(e) => {
+                report.error = Some(format!("cannot read the status changes done: {e}"));
+                return report;
+            }
+        };
+        let span = (from, now);
+        let result = async {
+            store::begin(self.pool, self.account, "member_changes", span)
+                .await
+                .map_err(|e| e.to_string())?;
+            let limit = *STATUS_LIST_LIMITS.end();
+            let changes = self
+                .call("list membership status changes", &requests, || {
+                    self.walk(|page| self.client.status_changes_page(from, now, page, limit))
+                })
+                .await?;
+            report.records += changes.len() as u64;
+            let written = store::upsert_status_changes(self.pool, self.account, &changes)
+                .await
+                .map_err(|e| e.to_string())?;
+            add(&mut report.written, written);
+            Ok(())
+        }
+        .await;
+        self.finish("member_changes", span, &requests, result, &mut report)
+            .await;
+        report
+    }
+
+    async fn walk_employees(&self) -> Result<Vec<crate::api::people::Employee>, crate::api::ApiError> {
+        self.walk(|page| self.client.employees_page(page)).await
+    }
+
+    /// Every page of a collection paged by page number: stops on a short
+    /// page or once `total` items arrived.
+    async fn walk<T, F, Fut>(&self, fetch: F) -> Result<Vec<T>, crate::api::ApiError>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, crate::api::ApiError>>,
+    {
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            let got = fetch(page).await?;
+            let last = got.is_last();
+            items.extend(got.items);
+            if last || items.len() as u64 >= got.total.unwrap_or(u64::MAX) {
+                return Ok(items);
+            }
+            page += 1;
+        }
+    }
+
+    /// One call with the export's error policy (transient errors and 429s
+    /// retried), its requests counted, its error named.
+    async fn call<T, F, Fut>(&self, what: &str, requests: &AtomicU64, call: F) -> Result<T, String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::api::ApiError>>,
+    {
+        let counted = CountingClient { requests };
+        with_policy(self.cancel, what, counted.requests, || {
+            let sent_before = self.client.sent();
+            let fut = call();
+            async move {
+                let result = fut.await;
+                let _ = sent_before;
+                result
+            }
+        })
+        .await
+        .map_err(|e: ExportError| format!("{what}: {e}"))
+    }
+
+    async fn finish(
+        &self,
+        data: &str,
+        span: (DateTime<Utc>, DateTime<Utc>),
+        requests: &AtomicU64,
+        result: Result<(), String>,
+        report: &mut PeopleReport,
+    ) {
+        report.requests = requests.load(Ordering::Relaxed);
+        let records = (report.records + report.listed) as i64;
+        if let Err(e) = &result {
+            tracing::warn!(data, error = %e, "export failed");
+            report.error = Some(e.clone());
+        }
+        if let Err(e) = store::finish(
+            self.pool,
+            self.account,
+            data,
+            span,
+            report.requests as i64,
+            records,
+            result.as_ref().err().map(String::as_str),
+        )
+        .await
+        {
+            tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
+        }
+    }
+}
+
+struct CountingClient<'a> {
+    requests: &'a AtomicU64,
+}
+
+fn add(total: &mut store::Written, w: store::Written) {
+    total.inserted += w.inserted;
+    total.updated += w.updated;
+    total.unchanged += w.unchanged;
+    total.deleted += w.deleted;
+    total.outside += w.outside;
+}
+
+fn day_start(date: NaiveDate) -> DateTime<Utc> {
+    date.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// Consecutive spans of at most `days` days covering `first..=last`.
+pub fn day_chunks(first: NaiveDate, last: NaiveDate, days: u32) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut chunks = Vec::new();
+    let mut from = first;
+    while from <= last {
+        let to = (from + Days::new(u64::from(days) - 1)).min(last);
+        chunks.push((from, to));
+        from = to + Days::new(1);
+    }
+    chunks
+}
+
+/// Whole 6-month sign-up periods from `since` that end before `until`,
+/// then the rest up to `until`.
+pub fn sign_up_periods(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut periods = Vec::new();
+    let mut from = since;
+    while from < until {
+        let to = from
+            .checked_add_months(Months::new(6))
+            .unwrap_or(until)
+            .min(until);
+        periods.push((from, to));
+        from = to;
+    }
+    periods
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_span_of_days_is_read_in_requests_of_at_most_twelve_days() {
+        assert_eq!(
+            day_chunks(day("2026-11-01"), day("2026-11-14"), CLOCK_DAYS_PER_REQUEST),
+            vec![
+                (day("2026-11-01"), day("2026-11-12")),
+                (day("2026-11-13"), day("2026-11-14"))
+            ]
+        );
+        assert_eq!(
+            day_chunks(day("2026-11-27"), day("2026-11-28"), 12),
+            vec![(day("2026-11-27"), day("2026-11-28"))]
+        );
+    }
+
+    #[test]
+    fn sign_ups_are_read_in_periods_the_account_list_accepts() {
+        let since: DateTime<Utc> = "2024-01-31T00:00:00Z".parse().unwrap();
+        let until: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
+        let periods = sign_up_periods(since, until);
+        assert_eq!(periods.len(), 3);
+        assert_eq!(periods[0].1, "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(periods[2].1, until);
+        for (from, to) in periods {
+            crate::api::people::check_sign_up_period(from, to).unwrap();
+        }
+    }
+
+    #[test]
+    fn data_kinds_name_exactly_what_to_export() {
+        assert_eq!(
+            DataKinds::parse("labour,members").unwrap(),
+            DataKinds {
+                transactions: false,
+                labour: true,
+                members: true
+            }
+        );
+        assert!(DataKinds::parse("sales").unwrap_err().contains("sales"));
+        assert!(DataKinds::parse("").is_err());
+    }
+}
