@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
-use sonnys_etl::report::{self, Format, GroupBy, ReportArgs};
+use sonnys_etl::report::{self, Format, GroupBy, Kpi, ReportArgs};
 
 /// A new, migrated database for one test (to be replaced by the shared harness).
 async fn fresh_db() -> PgPool {
@@ -458,6 +458,7 @@ fn report_args(by: GroupBy, format: Format, accounts: &[&str]) -> ReportArgs {
         by,
         format,
         accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        kpis: vec![Kpi::Sales],
     }
 }
 
