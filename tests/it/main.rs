@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod leases;
 mod ledger;
+mod people_report;
 mod pgserver;
 mod plan;
 mod reliability;

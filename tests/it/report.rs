@@ -95,7 +95,7 @@ INSERT INTO sonnys.transaction_tenders
 
 /// Loads [`FIXTURE`] and refreshes its site-days the way the export does, one
 /// call per account (a repeated pair and a day without transactions included).
-async fn fixture_db() -> PgPool {
+pub(crate) async fn fixture_db() -> PgPool {
     let pool = fresh_db().await;
     sqlx::raw_sql(FIXTURE)
         .execute(&pool)
@@ -471,7 +471,7 @@ async fn report_text(pool: &PgPool, args: &ReportArgs) -> String {
 }
 
 /// Splits CSV text into records (RFC 4180 quoting).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
