@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
-use sonnys_etl::report::{self, Format, GroupBy, ReportArgs};
+use sonnys_etl::report::{self, Format, GroupBy, Kpi, ReportArgs};
 
 const DATABASE: &str = "sonnys_reporting_bench";
 const SITES: i64 = 100;
@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         by: GroupBy::Site,
         format: Format::Csv,
         accounts: vec!["acme".to_string()],
+        kpis: vec![Kpi::Sales],
     };
     let started = Instant::now();
     let mut out = Vec::new();

@@ -61,8 +61,9 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
     /// Create or update the database schema, then exit.
     Migrate,
-    /// Print the KPIs (sales, washes, memberships, conversion rate) of a date
-    /// range per site, account or day, with a totals row.
+    /// Print the KPIs (sales, washes, memberships, conversion rate; with
+    /// --kpis, labour cost and members) of a date range per site, account or
+    /// day, with a totals row.
     Report(crate::report::ReportArgs),
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of

@@ -21,7 +21,7 @@ use crate::configuration::{
 use crate::domain::{parse_timezone, AccountName, ApiId};
 use crate::pgserver::{server_answers, PrivatePostgres};
 use crate::progress::Progress;
-use crate::report::{Format, GroupBy, ReportArgs};
+use crate::report::{Format, GroupBy, Kpi, ReportArgs};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::sync::{SyncPlan, Syncer};
 
@@ -164,6 +164,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         by: GroupBy::Site,
         format: Format::Table,
         accounts: Vec::new(),
+        kpis: vec![Kpi::Sales],
     };
     crate::report::run(&pool, &report, &mut std::io::stdout().lock()).await?;
     println!();

@@ -13,6 +13,8 @@ use sqlx::{PgPool, Postgres, Transaction as DbTransaction};
 use crate::api::model::{Rejected, Transaction};
 use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
 
+pub mod people;
+
 /// Apply the migrations in `migrations/` (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("./migrations").run(pool).await

@@ -6,6 +6,7 @@ mod config;
 mod leases;
 mod ledger;
 mod people_api;
+mod people_report;
 mod pgserver;
 mod plan;
 mod reliability;

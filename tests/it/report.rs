@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{ConnectOptions, Connection, PgPool, Row};
 
-use sonnys_etl::report::{self, Format, GroupBy, ReportArgs};
+use sonnys_etl::report::{self, Format, GroupBy, Kpi, ReportArgs};
 
 /// A new, migrated database for one test (to be replaced by the shared harness).
 async fn fresh_db() -> PgPool {
@@ -95,7 +95,7 @@ INSERT INTO sonnys.transaction_tenders
 
 /// Loads [`FIXTURE`] and refreshes its site-days the way the export does, one
 /// call per account (a repeated pair and a day without transactions included).
-async fn fixture_db() -> PgPool {
+pub(crate) async fn fixture_db() -> PgPool {
     let pool = fresh_db().await;
     sqlx::raw_sql(FIXTURE)
         .execute(&pool)
@@ -458,6 +458,7 @@ fn report_args(by: GroupBy, format: Format, accounts: &[&str]) -> ReportArgs {
         by,
         format,
         accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        kpis: vec![Kpi::Sales],
     }
 }
 
@@ -470,7 +471,7 @@ async fn report_text(pool: &PgPool, args: &ReportArgs) -> String {
 }
 
 /// Splits CSV text into records (RFC 4180 quoting).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();

@@ -1,0 +1,285 @@
+//! Labour and membership records: employees, their clock entries, recurring
+//! (membership) accounts and their status changes. Each write is one
+//! set-based statement — one short transaction — keyed by the source's
+//! identity, rewriting only rows that changed, as the transactions are.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::ops::RangeInclusive;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use sqlx::PgPool;
+
+use crate::api::people::{ClockEntry, Employee, RecurringAccount, StatusChange};
+use crate::domain::AccountName;
+
+/// What one write changed, for the caller's log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Records identical to the stored row, left untouched.
+    pub unchanged: u64,
+    /// Rows removed because the export no longer has them (clock entries only).
+    pub deleted: u64,
+    /// Records received but not stored: clock entries whose business day
+    /// lies outside the replaced days (their own days' export stores them).
+    pub outside: u64,
+}
+
+/// The records with distinct keys, the later of two with one key winning
+/// (as it would across pages): an upsert must not touch a row twice.
+fn last_per_key<'a, T, K: Eq + Hash>(records: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut last: HashMap<K, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(key(r), i);
+    }
+    let mut kept: Vec<usize> = last.into_values().collect();
+    kept.sort_unstable();
+    kept.into_iter().map(|i| &records[i]).collect()
+}
+
+/// Counts of an upsert whose statement returns `inserted` per written row.
+fn counted(received: usize, inserted_flags: &[bool]) -> Written {
+    let inserted = inserted_flags.iter().filter(|i| **i).count() as u64;
+    let written = inserted_flags.len() as u64;
+    Written {
+        inserted,
+        updated: written - inserted,
+        unchanged: received as u64 - written,
+        ..Written::default()
+    }
+}
+
+/// Record the account's employees as `/employee` lists them.
+pub async fn upsert_employees(
+    pool: &PgPool,
+    account: &AccountName,
+    employees: &[Employee],
+) -> sqlx::Result<Written> {
+    let rows = last_per_key(employees, |e| e.employee_id);
+    let inserted: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO sonnys.employees AS e (account, employee_id, first_name, last_name)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[])
+         ON CONFLICT (account, employee_id) DO UPDATE
+            SET first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, last_changed_at = now()
+          WHERE (e.first_name, e.last_name) IS DISTINCT FROM (EXCLUDED.first_name, EXCLUDED.last_name)
+         RETURNING (e.xmax = 0)",
+    )
+    .bind(account.as_str())
+    .bind(rows.iter().map(|e| e.employee_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|e| e.first_name.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|e| e.last_name.as_deref()).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    Ok(counted(rows.len(), &inserted))
+}
+
+/// Replace one employee's clock entries on the business days `days` with
+/// `entries`, the export of those days: afterwards the employee's stored
+/// entries on those days are exactly the exported ones. Entries have no id,
+/// so an entry whose clock-in was edited arrives under a new key; replacing
+/// the days as a whole removes the old row instead of keeping both.
+///
+/// An entry's business day is the local date of its clock-in in its site's
+/// zone (`sonnys.sites`), or in `account_zone` when the site is not in the
+/// site list — the zone sites without a zone of their own get, so both agree
+/// until the site list says otherwise, and the next export of the days then
+/// corrects it. Received entries on other days (the API's date filter is in
+/// an undocumented zone, so exports ask for a day more on each side) are not
+/// stored: the days they belong to are replaced by their own export.
+///
+/// Entries of another employee are refused: they would escape the replacement.
+pub async fn replace_clock_entries(
+    pool: &PgPool,
+    account: &AccountName,
+    account_zone: Tz,
+    employee_id: i64,
+    days: RangeInclusive<NaiveDate>,
+    entries: &[ClockEntry],
+) -> sqlx::Result<Written> {
+    if let Some(other) = entries.iter().find(|e| e.employee_id != employee_id) {
+        return Err(sqlx::Error::InvalidArgument(format!(
+            "replace_clock_entries for employee {employee_id} of account {account} received an entry of employee {}",
+            other.employee_id
+        )));
+    }
+    let rows = last_per_key(entries, |e| e.clock_in);
+    macro_rules! column {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    let (deleted, inserted, updated, kept): (i64, i64, i64, i64) = sqlx::query_as(
+        "WITH received AS (
+             SELECT u.*, (u.clock_in AT TIME ZONE coalesce(z.effective_timezone, $3))::date AS business_date
+               FROM UNNEST($6::timestamptz[], $7::timestamptz[], $8::text[], $9::numeric[], $10::numeric[],
+                           $11::bool[], $12::numeric[], $13::numeric[], $14::bool[], $15::timestamptz[],
+                           $16::bool[], $17::jsonb[])
+                    AS u(clock_in, clock_out, site_code, regular_rate, regular_hours, overtime_eligible,
+                         overtime_rate, overtime_hours, was_modified, modification_timestamp,
+                         was_created_in_back_office, raw)
+               LEFT JOIN LATERAL (SELECT s.effective_timezone FROM sonnys.sites s
+                                   WHERE s.account = $1 AND s.code = u.site_code
+                                   ORDER BY s.updated_at DESC LIMIT 1) z ON true
+         ), kept AS (
+             SELECT * FROM received WHERE business_date BETWEEN $4 AND $5
+         ), deleted AS (
+             DELETE FROM sonnys.clock_entries e
+              WHERE e.account = $1 AND e.employee_id = $2 AND e.business_date BETWEEN $4 AND $5
+                AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.clock_in = e.clock_in)
+             RETURNING 1
+         ), upserted AS (
+             INSERT INTO sonnys.clock_entries AS e
+                    (account, employee_id, clock_in, clock_out, site_code, business_date, regular_rate,
+                     regular_hours, overtime_eligible, overtime_rate, overtime_hours, was_modified,
+                     modification_timestamp, was_created_in_back_office, raw)
+             SELECT $1, $2, clock_in, clock_out, site_code, business_date, regular_rate,
+                    regular_hours, overtime_eligible, overtime_rate, overtime_hours, was_modified,
+                    modification_timestamp, was_created_in_back_office, raw
+               FROM kept
+             ON CONFLICT (account, employee_id, clock_in) DO UPDATE SET
+                    clock_out = EXCLUDED.clock_out, site_code = EXCLUDED.site_code,
+                    business_date = EXCLUDED.business_date, regular_rate = EXCLUDED.regular_rate,
+                    regular_hours = EXCLUDED.regular_hours, overtime_eligible = EXCLUDED.overtime_eligible,
+                    overtime_rate = EXCLUDED.overtime_rate, overtime_hours = EXCLUDED.overtime_hours,
+                    was_modified = EXCLUDED.was_modified,
+                    modification_timestamp = EXCLUDED.modification_timestamp,
+                    was_created_in_back_office = EXCLUDED.was_created_in_back_office,
+                    raw = EXCLUDED.raw, last_changed_at = now()
+              WHERE (e.clock_out, e.site_code, e.business_date, e.regular_rate, e.regular_hours,
+                     e.overtime_eligible, e.overtime_rate, e.overtime_hours, e.was_modified,
+                     e.modification_timestamp, e.was_created_in_back_office, e.raw)
+                    IS DISTINCT FROM
+                    (EXCLUDED.clock_out, EXCLUDED.site_code, EXCLUDED.business_date, EXCLUDED.regular_rate,
+                     EXCLUDED.regular_hours, EXCLUDED.overtime_eligible, EXCLUDED.overtime_rate,
+                     EXCLUDED.overtime_hours, EXCLUDED.was_modified, EXCLUDED.modification_timestamp,
+                     EXCLUDED.was_created_in_back_office, EXCLUDED.raw)
+             RETURNING (e.xmax = 0) AS inserted
+         )
+         SELECT (SELECT count(*) FROM deleted),
+                (SELECT count(*) FROM upserted WHERE inserted),
+                (SELECT count(*) FROM upserted WHERE NOT inserted),
+                (SELECT count(*) FROM kept)",
+    )
+    .bind(account.as_str())
+    .bind(employee_id)
+    .bind(account_zone.name())
+    .bind(*days.start())
+    .bind(*days.end())
+    .bind(column!(|e| e.clock_in))
+    .bind(column!(|e| e.clock_out))
+    .bind(column!(|e| e.site_code.as_deref()))
+    .bind(column!(|e| e.regular_rate))
+    .bind(column!(|e| e.regular_hours))
+    .bind(column!(|e| e.overtime_eligible))
+    .bind(column!(|e| e.overtime_rate))
+    .bind(column!(|e| e.overtime_hours))
+    .bind(column!(|e| e.was_modified))
+    .bind(column!(|e| e.modification_timestamp))
+    .bind(column!(|e| e.was_created_in_back_office))
+    .bind(column!(|e| &e.raw))
+    .fetch_one(pool)
+    .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(Written {
+        inserted: count(inserted),
+        updated: count(updated),
+        unchanged: count(kept - inserted - updated),
+        deleted: count(deleted),
+        outside: rows.len() as u64 - count(kept),
+    })
+}
+
+/// Record membership accounts as `/recurring/account/list` reports them.
+pub async fn upsert_recurring_accounts(
+    pool: &PgPool,
+    account: &AccountName,
+    accounts: &[RecurringAccount],
+) -> sqlx::Result<Written> {
+    let rows = last_per_key(accounts, |a| a.id.as_str());
+    macro_rules! column {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    let inserted: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO sonnys.recurring_accounts AS a
+                (account, id, name, customer_id, sign_up_at, cancel_at, status, status_name,
+                 billing_site_id, billing_site_code, raw)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                                  $7::int[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[])
+         ON CONFLICT (account, id) DO UPDATE SET
+                name = EXCLUDED.name, customer_id = EXCLUDED.customer_id, sign_up_at = EXCLUDED.sign_up_at,
+                cancel_at = EXCLUDED.cancel_at, status = EXCLUDED.status, status_name = EXCLUDED.status_name,
+                billing_site_id = EXCLUDED.billing_site_id, billing_site_code = EXCLUDED.billing_site_code,
+                raw = EXCLUDED.raw, last_changed_at = now()
+          WHERE (a.name, a.customer_id, a.sign_up_at, a.cancel_at, a.status, a.status_name,
+                 a.billing_site_id, a.billing_site_code, a.raw)
+                IS DISTINCT FROM
+                (EXCLUDED.name, EXCLUDED.customer_id, EXCLUDED.sign_up_at, EXCLUDED.cancel_at, EXCLUDED.status,
+                 EXCLUDED.status_name, EXCLUDED.billing_site_id, EXCLUDED.billing_site_code, EXCLUDED.raw)
+         RETURNING (a.xmax = 0)",
+    )
+    .bind(account.as_str())
+    .bind(column!(|a| a.id.as_str()))
+    .bind(column!(|a| a.name.as_deref()))
+    .bind(column!(|a| a.customer_id.as_deref()))
+    .bind(column!(|a| a.sign_up_at))
+    .bind(column!(|a| a.cancel_at))
+    .bind(column!(|a| a.status))
+    .bind(column!(|a| a.status_name.as_deref()))
+    .bind(column!(|a| a.billing_site_id))
+    .bind(column!(|a| a.billing_site_code.as_deref()))
+    .bind(column!(|a| &a.raw))
+    .fetch_all(pool)
+    .await?;
+    Ok(counted(rows.len(), &inserted))
+}
+
+/// Record membership status changes as `/recurring/account/status-list`
+/// reports them. Changes are events: a later export adds to them and
+/// corrects their details, and never removes one.
+pub async fn upsert_status_changes(
+    pool: &PgPool,
+    account: &AccountName,
+    changes: &[StatusChange],
+) -> sqlx::Result<Written> {
+    let rows = last_per_key(changes, |c| {
+        (c.recurring_id.as_str(), c.status_at, c.new_status.as_str())
+    });
+    macro_rules! column {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    let inserted: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO sonnys.recurring_status_changes AS c
+                (account, recurring_id, status_at, new_status, old_status, washbook_account_id,
+                 employee_name, site_code, raw)
+         SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::jsonb[])
+         ON CONFLICT (account, recurring_id, status_at, new_status) DO UPDATE SET
+                old_status = EXCLUDED.old_status, washbook_account_id = EXCLUDED.washbook_account_id,
+                employee_name = EXCLUDED.employee_name, site_code = EXCLUDED.site_code,
+                raw = EXCLUDED.raw, last_changed_at = now()
+          WHERE (c.old_status, c.washbook_account_id, c.employee_name, c.site_code, c.raw)
+                IS DISTINCT FROM
+                (EXCLUDED.old_status, EXCLUDED.washbook_account_id, EXCLUDED.employee_name,
+                 EXCLUDED.site_code, EXCLUDED.raw)
+         RETURNING (c.xmax = 0)",
+    )
+    .bind(account.as_str())
+    .bind(column!(|c| c.recurring_id.as_str()))
+    .bind(column!(|c| c.status_at))
+    .bind(column!(|c| c.new_status.as_str()))
+    .bind(column!(|c| c.old_status.as_deref()))
+    .bind(column!(|c| c.washbook_account_id.as_deref()))
+    .bind(column!(|c| c.employee_name.as_deref()))
+    .bind(column!(|c| c.site_code.as_deref()))
+    .bind(column!(|c| &c.raw))
+    .fetch_all(pool)
+    .await?;
+    Ok(counted(rows.len(), &inserted))
+}
