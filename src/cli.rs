@@ -92,6 +92,10 @@ pub struct SyncArgs {
     /// failures without repeating the good days).
     #[arg(long)]
     pub missing: bool,
+    /// What to export, comma-separated: transactions, labour, members
+    /// (default: transactions plus what [labour] and [members] enable).
+    #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
+    pub data: Option<crate::people::DataKinds>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +279,7 @@ async fn probe(args: ProbeArgs) -> ExitCode {
 }
 
 async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let data = args.data;
     let plan = SyncPlan {
         days: DaySelection::Range {
             from: args.from,
@@ -295,7 +300,10 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(settings);
     let pool =
         crate::store::connect(settings.database_url()?, settings.database.max_connections).await?;
-    let syncer = Syncer::new(settings, pool);
+    let mut syncer = Syncer::new(settings, pool);
+    if let Some(data) = data {
+        syncer = syncer.with_data(data);
+    }
     syncer.check(&plan).map_err(anyhow::Error::msg)?;
     let shutdown = crate::shutdown::on_signal_or_hangup();
     let progress = Progress::new(std::io::stderr().is_terminal());

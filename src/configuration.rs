@@ -683,14 +683,36 @@ impl Settings {
         let defaults = LabourSettings::default();
         let labour = LabourSettings {
             enabled: raw.labour.enabled.unwrap_or(defaults.enabled),
-            recent_days: positive("labour.recent_days", raw.labour.recent_days, defaults.recent_days)?,
-            active_weeks: positive("labour.active_weeks", raw.labour.active_weeks, defaults.active_weeks)?,
-            sweep_days: positive("labour.sweep_days", raw.labour.sweep_days, defaults.sweep_days)?,
-            sweep_every: duration("labour.sweep_every", raw.labour.sweep_every, defaults.sweep_every)?,
+            recent_days: positive(
+                "labour.recent_days",
+                raw.labour.recent_days,
+                defaults.recent_days,
+            )?,
+            active_weeks: positive(
+                "labour.active_weeks",
+                raw.labour.active_weeks,
+                defaults.active_weeks,
+            )?,
+            sweep_days: positive(
+                "labour.sweep_days",
+                raw.labour.sweep_days,
+                defaults.sweep_days,
+            )?,
+            sweep_every: duration(
+                "labour.sweep_every",
+                raw.labour.sweep_every,
+                defaults.sweep_every,
+            )?,
         };
-        for (key, days) in [("labour.recent_days", labour.recent_days), ("labour.sweep_days", labour.sweep_days)] {
+        for (key, days) in [
+            ("labour.recent_days", labour.recent_days),
+            ("labour.sweep_days", labour.sweep_days),
+        ] {
             if days > 90 {
-                return Err(invalid(key, format!("{days} days is more than the 90 a night can re-read")));
+                return Err(invalid(
+                    key,
+                    format!("{days} days is more than the 90 a night can re-read"),
+                ));
             }
         }
         let defaults = MembersSettings::default();
@@ -708,7 +730,11 @@ impl Settings {
                     })?),
                 },
             },
-            recent_days: positive("members.recent_days", raw.members.recent_days, defaults.recent_days)?,
+            recent_days: positive(
+                "members.recent_days",
+                raw.members.recent_days,
+                defaults.recent_days,
+            )?,
         };
         Ok(Settings {
             database,

@@ -6,6 +6,7 @@
 //! - [`budget`]: one request budget per API id, shared by all its workers.
 //! - [`api`]: the vendor API client and its typed records and errors.
 //! - [`export`]: the pipelined export of one site-day.
+//! - [`people`]: the nightly export of labour and memberships, at the lowest priority.
 //! - [`database`]: connecting to PostgreSQL, with TLS and errors that name their cause.
 //! - [`store`]: idempotent, set-based upserts into PostgreSQL.
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod metrics;
+pub mod people;
 pub mod pgserver;
 pub mod plan;
 pub mod progress;

@@ -152,35 +152,12 @@ impl PeopleExport<'_> {
                 .map_err(|e| e.to_string())?
             };
             let chunks = day_chunks(first, last, CLOCK_DAYS_PER_REQUEST);
-            let mut results = stream::iter(ids.iter().flat_map(|id| {
-                chunks.iter().map(move |(from, to)| (*id, *from, *to))
-            }))
-            .map(|(id, from, to)| {
-                let requests = &requests;
-                async move {
-                    let entries = self
-                        .call("read clock entries", requests, || {
-                            // A day more on each side: the API's date zone
-                            // is not documented.
-                            self.client
-                                .clock_entries(id, from - Days::new(1), to + Days::new(1))
-                        })
-                        .await?;
-                    let received = entries.len() as u64;
-                    let written = store::replace_clock_entries(
-                        self.pool,
-                        self.account,
-                        self.timezone,
-                        id,
-                        from..=to,
-                        &entries,
-                    )
-                    .await
-                    .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
-                    Ok::<_, String>((received, written))
-                }
-            })
-            .buffer_unordered(EMPLOYEES_IN_FLIGHT);
+            let reads: Vec<_> = ids
+                .iter()
+                .flat_map(|id| chunks.iter().map(move |(from, to)| (*id, *from, *to)))
+                .map(|(id, from, to)| self.clock_entries(&requests, id, from, to))
+                .collect();
+            let mut results = stream::iter(reads).buffer_unordered(EMPLOYEES_IN_FLIGHT);
             while let Some(result) = results.next().await {
                 let (received, written) = result?;
                 report.records += received;
@@ -244,7 +221,9 @@ impl PeopleExport<'_> {
 
         // Status changes since the last export, with the recent days again.
         let from = match store::changes_covered_to(self.pool, self.account).await {
-            Ok(Some(to)) => (to - chrono::Duration::days(i64::from(settings.recent_days))).max(since),
+            Ok(Some(to)) => {
+                (to - chrono::Duration::days(i64::from(settings.recent_days))).max(since)
+            }
             Ok(None) => since,
             Err(e) => {
                 report.error = Some(format!("cannot read the status changes done: {e}"));
@@ -275,7 +254,37 @@ impl PeopleExport<'_> {
         report
     }
 
-    async fn walk_employees(&self) -> Result<Vec<crate::api::people::Employee>, crate::api::ApiError> {
+    /// One employee's entries of the business days `from..=to`, stored.
+    async fn clock_entries(
+        &self,
+        requests: &AtomicU64,
+        id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(u64, store::Written), String> {
+        let entries = self
+            .call("read clock entries", requests, || {
+                // A day more on each side: the API's date zone is not documented.
+                self.client
+                    .clock_entries(id, from - Days::new(1), to + Days::new(1))
+            })
+            .await?;
+        let written = store::replace_clock_entries(
+            self.pool,
+            self.account,
+            self.timezone,
+            id,
+            from..=to,
+            &entries,
+        )
+        .await
+        .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
+        Ok((entries.len() as u64, written))
+    }
+
+    async fn walk_employees(
+        &self,
+    ) -> Result<Vec<crate::api::people::Employee>, crate::api::ApiError> {
         self.walk(|page| self.client.employees_page(page)).await
     }
 
@@ -306,18 +315,9 @@ impl PeopleExport<'_> {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::api::ApiError>>,
     {
-        let counted = CountingClient { requests };
-        with_policy(self.cancel, what, counted.requests, || {
-            let sent_before = self.client.sent();
-            let fut = call();
-            async move {
-                let result = fut.await;
-                let _ = sent_before;
-                result
-            }
-        })
-        .await
-        .map_err(|e: ExportError| format!("{what}: {e}"))
+        with_policy(self.cancel, what, requests, call)
+            .await
+            .map_err(|e: ExportError| format!("{what}: {e}"))
     }
 
     async fn finish(
@@ -348,10 +348,6 @@ impl PeopleExport<'_> {
             tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
         }
     }
-}
-
-struct CountingClient<'a> {
-    requests: &'a AtomicU64,
 }
 
 fn add(total: &mut store::Written, w: store::Written) {
@@ -426,7 +422,10 @@ mod tests {
         let until: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
         let periods = sign_up_periods(since, until);
         assert_eq!(periods.len(), 3);
-        assert_eq!(periods[0].1, "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            periods[0].1,
+            "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         assert_eq!(periods[2].1, until);
         for (from, to) in periods {
             crate::api::people::check_sign_up_period(from, to).unwrap();

@@ -23,6 +23,7 @@ use crate::budget::{Allowance, Budgets};
 use crate::configuration::{AccountSettings, Settings};
 use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
 use crate::export::{with_policy, AccountExport, BuildTimes, DayReport, ExportError};
+use crate::people::{DataKinds, PeopleExport, PeopleReport};
 use crate::progress::Progress;
 use crate::store;
 
@@ -230,13 +231,30 @@ pub struct AccountSummary {
     pub stopped: Option<String>,
     /// Codes of the sites exported.
     pub site_codes: Vec<String>,
+    /// The labour export, when it ran.
+    pub labour: Option<PeopleReport>,
+    /// The membership export, when it ran.
+    pub members: Option<PeopleReport>,
     pub failures: Vec<Failure>,
     pub elapsed: Duration,
 }
 
 impl AccountSummary {
     pub fn ok(&self) -> bool {
-        self.stopped.is_none() && self.failures.is_empty()
+        self.stopped.is_none()
+            && self.failures.is_empty()
+            && [&self.labour, &self.members]
+                .iter()
+                .all(|r| r.as_ref().map_or(true, |r| r.error.is_none()))
+    }
+
+    /// Requests of the transaction export alone.
+    pub fn transaction_requests(&self) -> u64 {
+        let people: u64 = [&self.labour, &self.members]
+            .iter()
+            .filter_map(|r| r.as_ref().map(|r| r.requests))
+            .sum();
+        self.requests.saturating_sub(people)
     }
 }
 
@@ -276,8 +294,8 @@ impl std::fmt::Display for SyncSummary {
                 a.inserted,
                 a.updated,
                 a.pages,
-                a.requests,
-                if a.pages == 0 { 0.0 } else { a.requests as f64 / a.pages as f64 },
+                a.transaction_requests(),
+                if a.pages == 0 { 0.0 } else { a.transaction_requests() as f64 / a.pages as f64 },
                 a.rate_limited,
                 a.elapsed.as_secs_f64(),
             )?;
@@ -309,6 +327,32 @@ impl std::fmt::Display for SyncSummary {
                     a.rejected
                 )?;
             }
+            if let Some(l) = &a.labour {
+                writeln!(
+                    f,
+                    "  labour{}: {} employees, {} clock entries ({} new, {} changed, {} removed), {} requests{}",
+                    if l.sweep { " (weekly sweep of every employee)" } else { "" },
+                    l.listed,
+                    l.records,
+                    l.written.inserted,
+                    l.written.updated,
+                    l.written.deleted,
+                    l.requests,
+                    l.error.as_deref().map(|e| format!(" — FAILED: {e}")).unwrap_or_default()
+                )?;
+            }
+            if let Some(m) = &a.members {
+                writeln!(
+                    f,
+                    "  members: {} accounts listed, {} status changes ({} new, {} changed), {} requests{}",
+                    m.listed,
+                    m.records,
+                    m.written.inserted,
+                    m.written.updated,
+                    m.requests,
+                    m.error.as_deref().map(|e| format!(" — FAILED: {e}")).unwrap_or_default()
+                )?;
+            }
             if let Some(reason) = &a.stopped {
                 writeln!(f, "  stopped: {reason}")?;
             }
@@ -333,6 +377,7 @@ pub struct Syncer {
     pool: PgPool,
     budgets: Budgets,
     sites_running: Arc<Semaphore>,
+    data: DataKinds,
 }
 
 impl Syncer {
@@ -343,12 +388,20 @@ impl Syncer {
         // Every process syncing with an API id reserves its requests in the
         // database they share, so together they keep to the limit.
         let budgets = Budgets::shared(pool.clone());
+        let data = DataKinds::configured(&settings.labour, &settings.members);
         Self {
             settings,
             pool,
             budgets,
             sites_running: Arc::new(Semaphore::new(sites)),
+            data,
         }
+    }
+
+    /// Export these data instead of what the configuration enables (`sync --data`).
+    pub fn with_data(mut self, data: DataKinds) -> Self {
+        self.data = data;
+        self
     }
 
     /// Check a plan against the configuration; the error names the problem.
@@ -500,7 +553,7 @@ impl Syncer {
         };
         let none = HashSet::new();
         let mut work = Vec::new();
-        for site in &sites {
+        for site in sites.iter().filter(|_| self.data.transactions) {
             let selected =
                 plan.days
                     .site_days(site.timezone, now, done.get(&site.code).unwrap_or(&none));
@@ -514,7 +567,53 @@ impl Syncer {
             budget.clone(),
         );
         let summary = Mutex::new(summary);
-        let left = self.export_sites(&export, work, &summary, &bar).await;
+        // Labour and memberships run beside the transactions, at the
+        // budget's lowest priority: they only take slots the transactions
+        // leave free.
+        let people = PeopleExport {
+            pool: &self.pool,
+            account: &settings.name,
+            timezone: settings.timezone.unwrap_or(chrono_tz::UTC),
+            client: &export.client,
+            cancel: &export.cancel,
+        };
+        let (labour_settings, members_settings) = (&self.settings.labour, &self.settings.members);
+        let people_work = async {
+            let labour = async {
+                if self.data.labour {
+                    Some(
+                        people
+                            .labour(labour_settings, now)
+                            .instrument(tracing::info_span!("labour"))
+                            .await,
+                    )
+                } else {
+                    None
+                }
+            };
+            let members = async {
+                if self.data.members {
+                    Some(
+                        people
+                            .members(members_settings, now)
+                            .instrument(tracing::info_span!("members"))
+                            .await,
+                    )
+                } else {
+                    None
+                }
+            };
+            tokio::join!(labour, members)
+        };
+        let (left, (labour, members)) = tokio::join!(
+            self.export_sites(&export, work, &summary, &bar),
+            people_work
+        );
+        {
+            let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
+            s.labour = labour;
+            s.members = members;
+        }
         // The service left days that another live process holds; once its
         // own work is done it comes back and waits for them: done by the
         // other, or taken over when the other's claim runs out (it died).

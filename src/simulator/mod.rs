@@ -153,6 +153,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cli::{run, SimulateArgs};
+pub use people::week_start;
 pub use people::{
     MemberStatus, Modification, People, SimClockEntry, SimEmployee, SimMember, SimRecurringAccount,
     SimShift, SimStatusChange,

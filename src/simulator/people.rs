@@ -201,7 +201,7 @@ pub struct People {
 
 /// The start (a Friday) of the payroll week of a date. The vendor's example
 /// week, "2021-01-08 - 2021-01-14", runs Friday to Thursday.
-pub(crate) fn week_start(date: NaiveDate) -> NaiveDate {
+pub fn week_start(date: NaiveDate) -> NaiveDate {
     let since_friday = (date.weekday().num_days_from_monday() + 3) % 7;
     date - Days::new(u64::from(since_friday))
 }

@@ -283,3 +283,139 @@ pub async fn upsert_status_changes(
     .await?;
     Ok(counted(rows.len(), &inserted))
 }
+
+// ---- what the labour and membership exports covered (`sonnys.people_syncs`) ----
+
+type Span = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+
+/// Record that an export of `data` over `span` starts.
+pub async fn begin(
+    pool: &PgPool,
+    account: &AccountName,
+    data: &str,
+    span: Span,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sonnys.people_syncs AS p (account, data, covered_from, covered_to, status)
+         VALUES ($1, $2, $3, $4, 'running')
+         ON CONFLICT (account, data, covered_from, covered_to) DO UPDATE
+            SET status = 'running', started_at = now(), finished_at = NULL, last_error = NULL",
+    )
+    .bind(account.as_str())
+    .bind(data)
+    .bind(span.0)
+    .bind(span.1)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Record how an export of `data` over `span` ended.
+pub async fn finish(
+    pool: &PgPool,
+    account: &AccountName,
+    data: &str,
+    span: Span,
+    requests: i64,
+    records: i64,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sonnys.people_syncs
+            SET status = CASE WHEN $7::text IS NULL THEN 'done' ELSE 'failed' END,
+                requests = $5, records = $6, last_error = $7, finished_at = now()
+          WHERE account = $1 AND data = $2 AND covered_from = $3 AND covered_to = $4",
+    )
+    .bind(account.as_str())
+    .bind(data)
+    .bind(span.0)
+    .bind(span.1)
+    .bind(i32::try_from(requests).unwrap_or(i32::MAX))
+    .bind(i32::try_from(records).unwrap_or(i32::MAX))
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether the sweep of every employee's entries is due: none done within `every`.
+pub async fn sweep_due(
+    pool: &PgPool,
+    account: &AccountName,
+    every: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let recent: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sonnys.people_syncs
+                         WHERE account = $1 AND data = 'labour_sweep' AND status = 'done'
+                           AND finished_at > now() - make_interval(secs => $2))",
+    )
+    .bind(account.as_str())
+    // An hour's slack, so a weekly sweep at a nightly run is not put off a day.
+    .bind(every.as_secs_f64() - 3600.0)
+    .fetch_one(pool)
+    .await?;
+    Ok(!recent)
+}
+
+/// Employees with a clock entry since `since`, or first listed since then.
+pub async fn active_employees(
+    pool: &PgPool,
+    account: &AccountName,
+    since: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT employee_id FROM sonnys.employees WHERE account = $1 AND first_seen_at >= $2
+         UNION
+         SELECT DISTINCT employee_id FROM sonnys.clock_entries WHERE account = $1 AND clock_in >= $2
+         ORDER BY 1",
+    )
+    .bind(account.as_str())
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}
+
+/// The 6-month sign-up periods from `since` to `until` not yet read.
+pub async fn missing_history(
+    pool: &PgPool,
+    account: &AccountName,
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<Vec<Span>> {
+    let done: Vec<Span> = sqlx::query_as(
+        "SELECT covered_from, covered_to FROM sonnys.people_syncs
+          WHERE account = $1 AND data = 'member_history' AND status = 'done'",
+    )
+    .bind(account.as_str())
+    .fetch_all(pool)
+    .await?;
+    // Periods start at `since` rounded to a day, so a `since` given as a
+    // span ("3years") names the same periods night after night, and the
+    // last one ends at the start of the current night's sign-ups.
+    let start = since
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let end = until
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    Ok(crate::people::sign_up_periods(start, end)
+        .into_iter()
+        .filter(|p| !done.iter().any(|d| d.0 <= p.0 && d.1 >= p.1))
+        .collect())
+}
+
+/// Up to when status changes were last read completely.
+pub async fn changes_covered_to(
+    pool: &PgPool,
+    account: &AccountName,
+) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    sqlx::query_scalar(
+        "SELECT max(covered_to) FROM sonnys.people_syncs
+          WHERE account = $1 AND data = 'member_changes' AND status = 'done'",
+    )
+    .bind(account.as_str())
+    .fetch_one(pool)
+    .await
+}

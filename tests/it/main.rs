@@ -7,6 +7,7 @@ mod leases;
 mod ledger;
 mod people_api;
 mod people_report;
+mod people_sync;
 mod pgserver;
 mod plan;
 mod reliability;
