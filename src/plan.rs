@@ -63,7 +63,10 @@ pub struct ApiForecast {
     pub site_days: u64,
     pub pages: f64,
     pub requests_per_page: f64,
+    /// All requests: the transactions' and `people_requests`.
     pub requests: f64,
+    /// Of which labour and memberships (when enabled), at the lowest priority.
+    pub people_requests: f64,
     /// Requests per window this daemon may spend on the id.
     pub allowance: u32,
     pub window_seconds: f64,
@@ -170,6 +173,7 @@ pub async fn forecast(
                 pages: 0.0,
                 requests_per_page,
                 requests: 0.0,
+                people_requests: 0.0,
                 allowance: a,
                 window_seconds: settings.api.window.as_secs_f64(),
                 minimum_seconds: 0.0,
@@ -178,14 +182,17 @@ pub async fn forecast(
         entry.site_days += site_days;
         entry.pages += pages;
         // One site list per account, and the pages at the account's ratio.
-        let requests = 1.0 + pages * requests_per_page;
+        let people = people_requests(pool, settings, &account.name, at).await?;
+        let requests = 1.0 + pages * requests_per_page + people;
         entry.requests += requests;
+        entry.people_requests += people;
         per_account.insert(account.name.to_string(), requests);
     }
     let mut api_ids: Vec<ApiForecast> = by_api.into_values().collect();
     for f in &mut api_ids {
         if f.pages > 0.0 {
-            f.requests_per_page = (f.requests - f.accounts.len() as f64) / f.pages;
+            f.requests_per_page =
+                (f.requests - f.people_requests - f.accounts.len() as f64) / f.pages;
         }
         f.minimum_seconds = minimum(f.requests, f.allowance, f.window_seconds);
     }
@@ -195,6 +202,70 @@ pub async fn forecast(
         deadline: None,
         per_account,
     })
+}
+
+/// The requests of an account's labour and membership exports at `at`, as
+/// `people` makes them: the employee list, one request per employee and 12
+/// days (every employee on sweep nights, else those seen lately), each
+/// missing 6-month sign-up period, the night's sign-ups and the status
+/// changes, with pages sized from what is stored.
+async fn people_requests(
+    pool: &PgPool,
+    settings: &Settings,
+    account: &crate::domain::AccountName,
+    at: DateTime<Utc>,
+) -> sqlx::Result<f64> {
+    use crate::store::people as store;
+    let pages = |n: i64, per: i64| ((n.max(1) + per - 1) / per) as f64;
+    let mut requests = 0.0;
+    let per_request = f64::from(crate::people::CLOCK_DAYS_PER_REQUEST);
+    if settings.labour.enabled {
+        let (employees,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM sonnys.employees WHERE account = $1")
+                .bind(account.as_str())
+                .fetch_one(pool)
+                .await?;
+        requests += pages(employees, 100);
+        let labour = &settings.labour;
+        if store::sweep_due(pool, account, labour.sweep_every).await? {
+            requests += employees as f64 * (f64::from(labour.sweep_days) / per_request).ceil();
+        } else {
+            let since = at - chrono::Duration::weeks(i64::from(labour.active_weeks));
+            let active = store::active_employees(pool, account, since).await?.len();
+            requests += active as f64 * (f64::from(labour.recent_days) / per_request).ceil();
+        }
+    }
+    if settings.members.enabled {
+        let members = &settings.members;
+        let since = members.since.at(at);
+        let recent = at - chrono::Duration::days(i64::from(members.recent_days) + 1);
+        for (from, to) in store::missing_history(pool, account, since, recent).await? {
+            let (known,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM sonnys.recurring_accounts
+                  WHERE account = $1 AND sign_up_at >= $2 AND sign_up_at < $3",
+            )
+            .bind(account.as_str())
+            .bind(from)
+            .bind(to)
+            .fetch_one(pool)
+            .await?;
+            requests += pages(known, 100);
+        }
+        let changes_from = match store::changes_covered_to(pool, account).await? {
+            Some(to) => to - chrono::Duration::days(i64::from(members.recent_days)),
+            None => since,
+        };
+        let (changes,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM sonnys.recurring_status_changes WHERE account = $1 AND status_at >= $2",
+        )
+        .bind(account.as_str())
+        .bind(changes_from)
+        .fetch_one(pool)
+        .await?;
+        // The night's sign-ups, and the status changes at 1,000 a page.
+        requests += 1.0 + pages(changes, 1000);
+    }
+    Ok(requests)
 }
 
 /// Seconds to send `requests` at `allowance` per window, back to back: the
@@ -261,13 +332,18 @@ pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> st
     for f in &forecast.api_ids {
         writeln!(
             out,
-            "API id {} ({}): {} site-days, ~{:.0} pages, ~{:.0} requests ({:.2}/page), at least {} at {} per {}s",
+            "API id {} ({}): {} site-days, ~{:.0} pages, ~{:.0} requests ({:.2}/page{}), at least {} at {} per {}s",
             f.api_id,
             f.accounts.join(", "),
             f.site_days,
             f.pages,
             f.requests,
             f.requests_per_page,
+            if f.people_requests > 0.0 {
+                format!("; ~{:.0} of them for labour and members", f.people_requests)
+            } else {
+                String::new()
+            },
             humantime::format_duration(Duration::from_secs(f.minimum_seconds.ceil() as u64)),
             f.allowance,
             f.window_seconds

@@ -64,7 +64,7 @@ fn change(id: &str, at: DateTime<Utc>, old: MemberStatus, new: MemberStatus) -> 
     }
 }
 
-async fn sync_people(app: &TestApp, extra: &str) -> sonnys_etl::sync::SyncSummary {
+fn people_settings(app: &TestApp, extra: &str) -> Settings {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(
@@ -75,12 +75,16 @@ async fn sync_people(app: &TestApp, extra: &str) -> sonnys_etl::sync::SyncSummar
         ),
     )
     .unwrap();
-    let settings = Settings::load(&Sources {
+    Settings::load(&Sources {
         file: Some(&path),
         env: HashMap::new(),
         keys: sonnys_etl::configuration::Keys::Required,
     })
-    .unwrap();
+    .unwrap()
+}
+
+async fn sync_people(app: &TestApp, extra: &str) -> sonnys_etl::sync::SyncSummary {
+    let settings = people_settings(app, extra);
     let today = Utc::now().date_naive();
     let plan = SyncPlan {
         accounts: vec!["desert".into()],
@@ -254,6 +258,38 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
     .await
     .unwrap();
     assert_eq!(d02, 0, "a site with no members");
+
+    // `plan` counts the next night's labour and membership requests: a
+    // sweep of the three employees (2 requests each for 14 days), the
+    // employee list, the night's sign-ups and the status changes.
+    let settings = people_settings(&app, "sweep_every = \"1s\"");
+    let today = Utc::now().date_naive();
+    let forecast = sonnys_etl::plan::forecast(
+        &app.db.pool,
+        &settings,
+        sonnys_etl::sync::DaySelection::Range {
+            from: today,
+            to: today,
+            missing_only: false,
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let desert = forecast
+        .api_ids
+        .iter()
+        .find(|f| f.api_id == api_id)
+        .unwrap();
+    let third = sync_people(&app, "sweep_every = \"1s\"").await;
+    let spent = third.accounts[0].labour.as_ref().unwrap().requests
+        + third.accounts[0].members.as_ref().unwrap().requests;
+    assert_eq!(spent, 1 + 3 * 2 + 1 + 1, "{third}");
+    assert!(
+        (desert.people_requests - spent as f64).abs() <= 0.1 * spent as f64,
+        "forecast {} against {spent} spent",
+        desert.people_requests
+    );
 
     // The labour and membership requests ran at the lowest priority and
     // drew no 429.
