@@ -235,6 +235,11 @@ async fn main() -> anyhow::Result<()> {
         idle_tail(&server).await?;
     }
 
+    // 1g. Labour and memberships beside the transactions on one API id.
+    if want("people") {
+        people_night(&server, from, to).await?;
+    }
+
     // 2. The same export the way the reference client documents it.
     if want("reference") {
         let sim_ref = start_simulator().await?;
@@ -891,6 +896,56 @@ async fn idle_tail(server: &str) -> anyhow::Result<()> {
         chain.as_secs_f64(),
         run.wall.as_secs_f64() / minimum.as_secs_f64()
     );
+    Ok(())
+}
+
+/// The transactions of a night alone, then with labour and memberships (a
+/// first night: the sweep of every employee and the walk back through three
+/// years of sign-ups) on the same API id: the transactions must not finish
+/// later.
+async fn people_night(server: &str, from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {
+    println!();
+    println!("[labour and members] northside N01–N03, {from}..{to}, one API id");
+    for with_people in [false, true] {
+        let sim = start_simulator().await?;
+        let db = fresh_database(server, if with_people { "people" } else { "no_people" }).await?;
+        let mut settings = settings(&sim, &db.1, 0)?;
+        settings.labour.enabled = with_people;
+        settings.members.enabled = with_people;
+        let syncer = Syncer::new(Arc::new(settings), db.0.clone());
+        let started_at: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&db.0)
+            .await?;
+        let started = Instant::now();
+        let summary = syncer
+            .run(
+                &account_plan("northside", from, to),
+                &CancellationToken::new(),
+                &Progress::plain(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let wall = started.elapsed();
+        anyhow::ensure!(summary.ok(), "the sync failed:\n{summary}");
+        let transactions_done: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM max(finished_at) - $1)::float8 FROM sonnys.sync_days",
+        )
+        .bind(started_at)
+        .fetch_one(&db.0)
+        .await?;
+        let a = &summary.accounts[0];
+        let people = a.labour.as_ref().map_or(0, |r| r.requests)
+            + a.members.as_ref().map_or(0, |r| r.requests);
+        let c = sim.simulator().counters("northside-demo");
+        println!(
+            "  {}: transactions done after {transactions_done:.2} s ({} transactions, {} requests); run {:.2} s; labour and members {people} requests; 429 answers: {}",
+            if with_people { "with labour and members" } else { "transactions alone     " },
+            a.transactions,
+            a.transaction_requests(),
+            wall.as_secs_f64(),
+            c.rate_limited
+        );
+    }
     Ok(())
 }
 
