@@ -913,9 +913,8 @@ async fn people_night(server: &str, from: NaiveDate, to: NaiveDate) -> anyhow::R
         settings.labour.enabled = with_people;
         settings.members.enabled = with_people;
         let syncer = Syncer::new(Arc::new(settings), db.0.clone());
-        let started_at: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&db.0)
-            .await?;
+        let started_at: chrono::DateTime<Utc> =
+            sqlx::query_scalar("SELECT now()").fetch_one(&db.0).await?;
         let started = Instant::now();
         let summary = syncer
             .run(

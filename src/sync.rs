@@ -567,9 +567,8 @@ impl Syncer {
             budget.clone(),
         );
         let summary = Mutex::new(summary);
-        // Labour and memberships run beside the transactions, at the
-        // budget's lowest priority: they only take slots the transactions
-        // leave free.
+        // Labour and memberships, at the budget's lowest priority (other
+        // accounts on the API id may still be exporting transactions).
         let people = PeopleExport {
             pool: &self.pool,
             account: &settings.name,
@@ -605,15 +604,7 @@ impl Syncer {
             };
             tokio::join!(labour, members)
         };
-        let (left, (labour, members)) = tokio::join!(
-            self.export_sites(&export, work, &summary, &bar),
-            people_work
-        );
-        {
-            let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
-            s.labour = labour;
-            s.members = members;
-        }
+        let left = self.export_sites(&export, work, &summary, &bar).await;
         // The service left days that another live process holds; once its
         // own work is done it comes back and waits for them: done by the
         // other, or taken over when the other's claim runs out (it died).
@@ -634,6 +625,15 @@ impl Syncer {
                 }
             }
             self.export_sites(&again, by_site, &summary, &bar).await;
+        }
+        // Labour and memberships once the account's transactions are in:
+        // any slot they took earlier would be one the transaction pipeline
+        // needs a moment later, since it keeps the budget at its ceiling.
+        let (labour, members) = people_work.await;
+        {
+            let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
+            s.labour = labour;
+            s.members = members;
         }
         bar.finish();
         let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
