@@ -454,9 +454,12 @@ async fn a_refused_account_stops_alone_and_the_healthy_one_completes() {
 
 #[tokio::test]
 async fn transient_faults_are_retried_and_the_data_still_lands_exactly() {
+    // Enough requests (about 60) that a 500 is all but certain (the chance
+    // of none is 0.9^60 ≈ 0.2 %), at a rate that five in a row on one
+    // request, which fails its day, stays as unlikely.
     let config = SimulatorConfig {
         faults: Faults {
-            error_500_rate: 0.08,
+            error_500_rate: 0.1,
             fail_rate: 0.1,
             expire_rate: 0.1,
             empty_strings: true,
@@ -466,9 +469,15 @@ async fn transient_faults_are_retried_and_the_data_still_lands_exactly() {
     };
     let app = TestApp::start(config).await;
     let date = app.find_day("northside", "N01", |n| n >= 1000);
-    let summary = app.sync(date, date, &["northside"], &["N01"]).await;
+    let from = date - chrono::Days::new(1);
+    let sites = ["N01", "N02", "N03"];
+    let summary = app.sync(from, date, &["northside"], &sites).await;
     assert!(summary.ok(), "{summary}");
-    assert_day_landed(&app, "northside", "N01", date).await;
+    for code in sites {
+        for day in [from, date] {
+            assert_day_landed(&app, "northside", code, day).await;
+        }
+    }
     let c = app.simulator().counters(&app.account("northside").api_id);
     assert!(c.errors_500 > 0, "faults were injected: {c:?}");
     assert_eq!(c.rate_limited, 0);
