@@ -139,17 +139,23 @@ impl BuildTimes {
         *self.estimate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn hit(&self) {
+    /// A job passed at its first poll: the estimate may be longer than
+    /// needed; probe a little shorter, more boldly while the budget is idle
+    /// (a poll that finds the job working then costs no other work a slot).
+    fn hit(&self, idle: bool) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        *e = e.mul_f64(0.99).max(Duration::from_millis(20));
+        let factor = if idle { 0.98 } else { 0.99 };
+        *e = e.mul_f64(factor).max(Duration::from_millis(20));
     }
 
-    fn miss(&self, elapsed: Duration) {
+    /// A job that answered `working` first passed `elapsed` after its
+    /// submit: move the estimate a twentieth of the way towards that, with
+    /// a margin. Learning from the pass, not from each `working`, keeps jobs
+    /// that linger after their build (which no estimate can catch) from
+    /// ratcheting the estimate up without bound.
+    fn settled(&self, elapsed: Duration) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        *e = (*e)
-            .max(elapsed)
-            .mul_f64(1.25)
-            .min(Duration::from_secs(120));
+        *e = (e.mul_f64(0.95) + elapsed.mul_f64(0.055)).min(Duration::from_secs(120));
     }
 
     /// Delay before the `n`-th poll (from 1) of a job that was still working.
@@ -540,7 +546,9 @@ impl DayExport<'_> {
                     Ok(data) => match data.status {
                         JobStatus::Pass => {
                             if polls == 1 {
-                                builds.hit();
+                                builds.hit(client.budget_idle());
+                            } else {
+                                builds.settled(submitted.elapsed());
                             }
                             if data.total > self.account.max_total {
                                 return Err(ExportError::AbsurdTotal {
@@ -579,9 +587,6 @@ impl DayExport<'_> {
                             continue 'submit;
                         }
                         JobStatus::Working | JobStatus::Other(_) => {
-                            if polls == 1 {
-                                builds.miss(submitted.elapsed());
-                            }
                             wait = builds.backoff(polls);
                             // The backoff spares a saturated budget; with
                             // slack (the end of a night, a one-site backfill)
@@ -681,5 +686,43 @@ where
             }
             _ => return Err(error.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_that_linger_after_their_build_do_not_ratchet_the_first_poll_delay_up() {
+        let builds = BuildTimes::new(Duration::from_millis(400));
+        // Three jobs in ten answer `working` twice more after their build:
+        // they pass well after the estimate whatever it is.
+        for i in 0..300 {
+            let e = builds.estimate();
+            if i % 10 < 3 {
+                builds.settled(e.mul_f64(1.6));
+            } else {
+                builds.hit(true);
+            }
+        }
+        assert!(
+            builds.estimate() < Duration::from_millis(400),
+            "{:?}",
+            builds.estimate()
+        );
+    }
+
+    #[test]
+    fn builds_slower_than_the_estimate_raise_it_towards_what_they_take() {
+        let builds = BuildTimes::new(Duration::from_secs(1));
+        for _ in 0..40 {
+            builds.settled(Duration::from_secs(3));
+        }
+        let e = builds.estimate();
+        assert!(
+            e > Duration::from_millis(2500) && e < Duration::from_millis(3400),
+            "{e:?}"
+        );
     }
 }
