@@ -129,6 +129,7 @@ pub fn account(name: &str, sites: Vec<SiteStatus>) -> AccountStatus {
     AccountStatus {
         name: name.to_owned(),
         sites,
+        people: Vec::new(),
     }
 }
 

@@ -52,6 +52,21 @@ impl Snapshot {
 pub struct AccountStatus {
     pub name: String,
     pub sites: Vec<SiteStatus>,
+    /// The labour and membership exports, when they ever ran.
+    pub people: Vec<PeopleStatus>,
+}
+
+/// The latest labour or membership export of an account.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PeopleStatus {
+    /// `labour` or `members`.
+    pub data: String,
+    /// When the latest successful export finished.
+    pub last_done_at: Option<DateTime<Utc>>,
+    /// The latest record stored: a clock-in, or a status change.
+    pub latest_record_at: Option<DateTime<Utc>>,
+    /// The error of the latest export, if it failed.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +171,42 @@ pub struct RunProgress {
     pub finished: u64,
     /// Time left by the run's forecast, in seconds (none before it is made).
     pub left_seconds: Option<u64>,
+}
+
+/// The labour and membership exports of an account, from
+/// `sonnys.people_syncs` and the newest stored record of each.
+async fn people_status(pool: &sqlx::PgPool, account: &str) -> sqlx::Result<Vec<PeopleStatus>> {
+    let rows: Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>)> =
+        sqlx::query_as(
+            "WITH kinds(data, latest) AS (
+                 VALUES ('labour', (SELECT max(clock_in) FROM sonnys.clock_entries WHERE account = $1)),
+                        ('members', (SELECT max(status_at) FROM sonnys.recurring_status_changes WHERE account = $1))
+             )
+             SELECT k.data,
+                    (SELECT max(finished_at) FROM sonnys.people_syncs p
+                      WHERE p.account = $1 AND p.status = 'done'
+                        AND (p.data LIKE k.data || '%' OR (k.data = 'members' AND p.data LIKE 'member_%'))),
+                    k.latest,
+                    (SELECT p.last_error FROM sonnys.people_syncs p
+                      WHERE p.account = $1 AND (p.data LIKE k.data || '%' OR (k.data = 'members' AND p.data LIKE 'member_%'))
+                      ORDER BY p.started_at DESC LIMIT 1)
+               FROM kinds k",
+        )
+        .bind(account)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.1.is_some() || r.2.is_some() || r.3.is_some())
+        .map(
+            |(data, last_done_at, latest_record_at, last_error)| PeopleStatus {
+                data,
+                last_done_at,
+                latest_record_at,
+                last_error,
+            },
+        )
+        .collect())
 }
 
 fn cells_rejected(cells: &[DayCell]) -> i64 {
@@ -311,6 +362,7 @@ impl Snapshot {
             accounts.push(AccountStatus {
                 name: account.name.to_string(),
                 sites: site_statuses,
+                people: people_status(pool, account.name.as_str()).await?,
             });
         }
         Ok(Snapshot {

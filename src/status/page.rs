@@ -151,6 +151,15 @@ fn account_section(snapshot: &Snapshot, account: &AccountStatus) -> Markup {
                     @if stale > 0 { ", " (stale) " stale" }
                 }
             }
+            @for p in &account.people {
+                p.people.muted {
+                    (p.data) ": last export "
+                    (p.last_done_at.map_or("never done".to_owned(), |t| local(t, snapshot.schedule_timezone)))
+                    ", newest record "
+                    (p.latest_record_at.map_or("none".to_owned(), |t| local(t, snapshot.schedule_timezone)))
+                    @if let Some(e) = &p.last_error { "; last attempt failed: " (e) }
+                }
+            }
             @for site in &account.sites {
                 (site_row(snapshot, site))
             }

@@ -77,6 +77,22 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
         if account.sites.is_empty() {
             writeln!(out, "  no site")?;
         }
+        for p in &account.people {
+            let zone = snapshot.schedule_timezone;
+            writeln!(
+                out,
+                "  {}: last export {}, newest record {}{}",
+                p.data,
+                p.last_done_at
+                    .map_or("never done".to_owned(), |t| local(t, zone)),
+                p.latest_record_at
+                    .map_or("none".to_owned(), |t| local(t, zone)),
+                p.last_error
+                    .as_deref()
+                    .map(|e| format!("; last attempt FAILED: {}", one_line(e)))
+                    .unwrap_or_default()
+            )?;
+        }
     }
 
     writeln!(out)?;

@@ -291,6 +291,46 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
         desert.people_requests
     );
 
+    // `status` shows both exports with their newest record.
+    let snapshot = sonnys_etl::status::Snapshot::load(
+        &app.db.pool,
+        &settings,
+        sonnys_etl::status::SnapshotContext {
+            now: Utc::now(),
+            stale_after: std::time::Duration::from_secs(36 * 3600),
+            next_run: None,
+            last_run: None,
+            current_run: None,
+        },
+    )
+    .await
+    .unwrap();
+    let mut text = Vec::new();
+    sonnys_etl::status::text::table(&snapshot, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let zone = settings.schedule.schedule.timezone();
+    let newest_clock_in = bob_days
+        .iter()
+        .map(|&day| local(day, 6, 0))
+        .chain([local(back(1), 22, 0)])
+        .max()
+        .unwrap()
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("labour: last export ")
+                && l.contains(&format!("newest record {newest_clock_in}"))),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("members: last export ")
+                && !l.contains("never done")),
+        "{text}"
+    );
+
     // The labour and membership requests ran at the lowest priority and
     // drew no 429.
     assert_eq!(app.simulator().counters(&api_id).rate_limited, 0);

@@ -151,6 +151,7 @@ fn snapshot() -> Snapshot {
                     ),
                     site("N03", "Lakeside", Chicago, "..................mmmmmmmmmmmn"),
                 ],
+                people: Vec::new(),
             },
             AccountStatus {
                 name: "South Chain".to_owned(),
@@ -163,6 +164,7 @@ fn snapshot() -> Snapshot {
                         "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmn",
                     ),
                 ],
+                people: Vec::new(),
             },
         ],
     }
