@@ -176,7 +176,13 @@ pub struct RunProgress {
 /// The labour and membership exports of an account, from
 /// `sonnys.people_syncs` and the newest stored record of each.
 async fn people_status(pool: &sqlx::PgPool, account: &str) -> sqlx::Result<Vec<PeopleStatus>> {
-    let rows: Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>)> =
+    type Row = (
+        String,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+    );
+    let rows: Vec<Row> =
         sqlx::query_as(
             "WITH kinds(data, latest) AS (
                  VALUES ('labour', (SELECT max(clock_in) FROM sonnys.clock_entries WHERE account = $1)),
