@@ -242,31 +242,17 @@ impl AccountExport {
             if let Some(lease) = claimed {
                 break lease;
             }
-            if !redo_done
-                && store::ride_out(self.outage, "read the day's status", || {
-                    store::day_status(pool, account, code, date)
-                })
-                .await?
-                .as_deref()
-                    == Some("done")
-            {
-                // Finished by another process since this one chose it.
-                return Ok(DayReport {
-                    done_by_other: true,
-                    ..DayReport::default()
-                });
-            }
-            if self.on_claimed == OnClaimed::Skip {
-                return Err(ExportError::ClaimedElsewhere);
-            }
-            // Read before sleeping (the other may just have finished) and
-            // after (a done day must not be claimed and exported again).
+            // Not claimed: held by a live process, or `done` (a day chosen
+            // as missing that another process finished since).
             let Some(left) = self.claim_left(code, date).await? else {
                 return Ok(DayReport {
                     done_by_other: true,
                     ..DayReport::default()
                 });
             };
+            if self.on_claimed == OnClaimed::Skip {
+                return Err(ExportError::ClaimedElsewhere);
+            }
             tracing::info!(day = %date, claim_left_ms = left.as_millis() as u64, "another process is exporting this day; waiting for it");
             // Look again when the other's claim runs out (a dead process's
             // days are taken over at once), or sooner to see it done.

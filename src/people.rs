@@ -134,7 +134,9 @@ impl PeopleExport<'_> {
                 .await
                 .map_err(|e| e.to_string())?;
             let employees = self
-                .call("list employees", &requests, || self.walk_employees())
+                .pages("employee", "list employees", &requests, |page| {
+                    self.client.employees_page(page)
+                })
                 .await?;
             report.listed = employees.len() as u64;
             store::upsert_employees(self.pool, self.account, &employees)
@@ -199,9 +201,12 @@ impl PeopleExport<'_> {
                     .await
                     .map_err(|e| e.to_string())?;
                 let accounts = self
-                    .call("list membership accounts", &requests, || {
-                        self.walk(|page| self.client.recurring_accounts_page(span.0, span.1, page))
-                    })
+                    .pages(
+                        "recurring/account/list",
+                        "list membership accounts",
+                        &requests,
+                        |page| self.client.recurring_accounts_page(span.0, span.1, page),
+                    )
                     .await?;
                 report.listed += accounts.len() as u64;
                 let written = store::upsert_recurring_accounts(self.pool, self.account, &accounts)
@@ -237,9 +242,12 @@ impl PeopleExport<'_> {
                 .map_err(|e| e.to_string())?;
             let limit = *STATUS_LIST_LIMITS.end();
             let changes = self
-                .call("list membership status changes", &requests, || {
-                    self.walk(|page| self.client.status_changes_page(from, now, page, limit))
-                })
+                .pages(
+                    "recurring/account/status-list",
+                    "list membership status changes",
+                    &requests,
+                    |page| self.client.status_changes_page(from, now, page, limit),
+                )
                 .await?;
             report.records += changes.len() as u64;
             let written = store::upsert_status_changes(self.pool, self.account, &changes)
@@ -282,30 +290,25 @@ impl PeopleExport<'_> {
         Ok((entries.len() as u64, written))
     }
 
-    async fn walk_employees(
+    /// Every page of a collection, each page one request under the
+    /// export's error policy (retried alone, counted alone).
+    async fn pages<T, F, Fut>(
         &self,
-    ) -> Result<Vec<crate::api::people::Employee>, crate::api::ApiError> {
-        self.walk(|page| self.client.employees_page(page)).await
-    }
-
-    /// Every page of a collection paged by page number: stops on a short
-    /// page or once `total` items arrived.
-    async fn walk<T, F, Fut>(&self, fetch: F) -> Result<Vec<T>, crate::api::ApiError>
+        endpoint: &'static str,
+        what: &str,
+        requests: &AtomicU64,
+        fetch: F,
+    ) -> Result<Vec<T>, String>
     where
         F: Fn(u32) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, crate::api::ApiError>>,
     {
-        let mut items = Vec::new();
-        let mut page = 1;
-        loop {
-            let got = fetch(page).await?;
-            let last = got.is_last();
-            items.extend(got.items);
-            if last || items.len() as u64 >= got.total.unwrap_or(u64::MAX) {
-                return Ok(items);
-            }
-            page += 1;
-        }
+        let fetch = &fetch;
+        crate::api::walk_pages(endpoint, |page| {
+            with_policy(self.cancel, what, requests, move || fetch(page))
+        })
+        .await
+        .map_err(|e: ExportError| format!("{what}: {e}"))
     }
 
     /// One call with the export's error policy (transient errors and 429s

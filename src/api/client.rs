@@ -492,10 +492,14 @@ const MAX_PAGES: u32 = 10_000;
 
 /// Reads pages 1, 2, 3 … until one is short or the pages so far hold
 /// `total` items, as the public client does.
-async fn walk_pages<T, F, Fut>(endpoint: &'static str, mut fetch: F) -> Result<Vec<T>, ApiError>
+pub(crate) async fn walk_pages<T, E, F, Fut>(
+    endpoint: &'static str,
+    mut fetch: F,
+) -> Result<Vec<T>, E>
 where
+    E: From<ApiError>,
     F: FnMut(u32) -> Fut,
-    Fut: std::future::Future<Output = Result<Page<T>, ApiError>>,
+    Fut: std::future::Future<Output = Result<Page<T>, E>>,
 {
     let mut items = Vec::new();
     for page in 1..=MAX_PAGES {
@@ -509,7 +513,8 @@ where
     Err(ApiError::Decode {
         endpoint,
         problem: format!("still full pages after {MAX_PAGES} pages"),
-    })
+    }
+    .into())
 }
 
 /// The start of a body for an error message, on one line.

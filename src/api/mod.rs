@@ -9,5 +9,6 @@ mod error;
 pub mod model;
 pub mod people;
 
+pub(crate) use client::walk_pages;
 pub use client::{Client, JobHash};
 pub use error::{ApiError, Disposition};

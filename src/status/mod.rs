@@ -184,17 +184,16 @@ async fn people_status(pool: &sqlx::PgPool, account: &str) -> sqlx::Result<Vec<P
     );
     let rows: Vec<Row> =
         sqlx::query_as(
-            "WITH kinds(data, latest) AS (
-                 VALUES ('labour', (SELECT max(clock_in) FROM sonnys.clock_entries WHERE account = $1)),
-                        ('members', (SELECT max(status_at) FROM sonnys.recurring_status_changes WHERE account = $1))
+            "WITH kinds(data, runs, latest) AS (
+                 VALUES ('labour', 'labour%', (SELECT max(clock_in) FROM sonnys.clock_entries WHERE account = $1)),
+                        ('members', 'member%', (SELECT max(status_at) FROM sonnys.recurring_status_changes WHERE account = $1))
              )
              SELECT k.data,
                     (SELECT max(finished_at) FROM sonnys.people_syncs p
-                      WHERE p.account = $1 AND p.status = 'done'
-                        AND (p.data LIKE k.data || '%' OR (k.data = 'members' AND p.data LIKE 'member_%'))),
+                      WHERE p.account = $1 AND p.status = 'done' AND p.data LIKE k.runs),
                     k.latest,
                     (SELECT p.last_error FROM sonnys.people_syncs p
-                      WHERE p.account = $1 AND (p.data LIKE k.data || '%' OR (k.data = 'members' AND p.data LIKE 'member_%'))
+                      WHERE p.account = $1 AND p.data LIKE k.runs
                       ORDER BY p.started_at DESC LIMIT 1)
                FROM kinds k",
         )
