@@ -330,7 +330,7 @@ impl std::fmt::Display for SyncSummary {
             if let Some(l) = &a.labour {
                 writeln!(
                     f,
-                    "  labour{}: {} employees, {} clock entries ({} new, {} changed, {} removed), {} requests{}",
+                    "  labour{}: {} employees, {} clock entries received ({} new, {} changed, {} removed), {} requests{}",
                     if l.sweep { " (weekly sweep of every employee)" } else { "" },
                     l.listed,
                     l.records,
@@ -344,7 +344,7 @@ impl std::fmt::Display for SyncSummary {
             if let Some(m) = &a.members {
                 writeln!(
                     f,
-                    "  members: {} accounts listed, {} status changes ({} new, {} changed), {} requests{}",
+                    "  members: {} accounts listed, {} status changes ({} rows new, {} changed), {} requests{}",
                     m.listed,
                     m.records,
                     m.written.inserted,
