@@ -535,11 +535,17 @@ async fn reference_client(
                         }
                     };
                     pages += 1;
-                    transactions += data.records.len() as u64;
+                    let got = data.records.len() as u64;
+                    transactions += got;
                     for r in data.records {
                         Transaction::from_raw(r).map_err(|r| anyhow::anyhow!(r.reason))?;
                     }
-                    if u64::from(page) * 100 >= data.total {
+                    // Without a total, a short page is the last.
+                    let last = match data.total {
+                        Some(total) => u64::from(page) * 100 >= total,
+                        None => got < 100,
+                    };
+                    if last {
                         break;
                     }
                     page += 1;

@@ -203,7 +203,12 @@ async fn status(settings: Settings, args: StatusArgs) -> anyhow::Result<ExitCode
 async fn plan(settings: Settings, args: crate::plan::PlanArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if args.table {
-        crate::plan::reference_table(&mut out, settings.api.allowance(), settings.api.window)?;
+        crate::plan::reference_table(
+            &mut out,
+            settings.api.allowance(),
+            settings.api.window,
+            settings.transactions.summaries,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let pool = crate::store::connect(settings.database_url()?, 2).await?;

@@ -46,6 +46,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub sync: SyncSettings,
     pub schedule: ScheduleSettings,
+    pub transactions: TransactionSettings,
     pub server: ServerSettings,
     pub labour: LabourSettings,
     pub members: MembersSettings,
@@ -133,6 +134,39 @@ pub struct ScheduleSettings {
     /// Local time (in the schedule's zone) a run should have finished by;
     /// `plan --tonight` warns when the forecast misses it.
     pub deadline: Option<chrono::NaiveTime>,
+    /// How the lookback days are looked at again.
+    pub lookback: Lookback,
+    /// How often the lookback days are exported whole even when their
+    /// summaries show no change (a tender or a name changed, same total).
+    pub full_lookback_every: Duration,
+}
+
+/// How a run looks at its lookback days again (`schedule.lookback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lookback {
+    /// Compare each done day's summaries with what is stored; export it
+    /// again only when they differ (1 request per 100 transactions).
+    #[default]
+    Summaries,
+    /// Export every lookback day again whole (2 requests per 100).
+    Full,
+}
+
+/// Default of `schedule.full_lookback_every`.
+pub const DEFAULT_FULL_LOOKBACK_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The `[transactions]` section.
+#[derive(Debug, Clone)]
+pub struct TransactionSettings {
+    /// Read each exported site-day's summaries (`GET /transaction/version-2`)
+    /// for the membership flags and status the live export lacks.
+    pub summaries: bool,
+}
+
+impl Default for TransactionSettings {
+    fn default() -> Self {
+        Self { summaries: true }
+    }
 }
 
 impl Default for ScheduleSettings {
@@ -144,6 +178,8 @@ impl Default for ScheduleSettings {
             lookback_days: 3,
             catch_up_days: 14,
             deadline: None,
+            lookback: Lookback::Summaries,
+            full_lookback_every: DEFAULT_FULL_LOOKBACK_EVERY,
         }
     }
 }
@@ -226,6 +262,8 @@ struct RawSettings {
     #[serde(default)]
     schedule: RawSchedule,
     #[serde(default)]
+    transactions: RawTransactions,
+    #[serde(default)]
     server: RawServer,
     #[serde(default)]
     labour: RawLabour,
@@ -252,6 +290,14 @@ struct RawSchedule {
     lookback_days: Option<u32>,
     catch_up_days: Option<u32>,
     deadline: Option<String>,
+    lookback: Option<String>,
+    full_lookback_every: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransactions {
+    summaries: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -550,6 +596,24 @@ impl Settings {
                     })
                 })
                 .transpose()?,
+            lookback: match raw.schedule.lookback.as_deref().map(str::trim) {
+                None | Some("summaries") => Lookback::Summaries,
+                Some("full") => Lookback::Full,
+                Some(other) => {
+                    return Err(invalid(
+                        "schedule.lookback",
+                        format!("`{other}` is not \"summaries\" or \"full\""),
+                    ))
+                }
+            },
+            full_lookback_every: duration(
+                "schedule.full_lookback_every",
+                raw.schedule.full_lookback_every,
+                DEFAULT_FULL_LOOKBACK_EVERY,
+            )?,
+        };
+        let transactions = TransactionSettings {
+            summaries: raw.transactions.summaries.unwrap_or(true),
         };
         if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
             return Err(invalid(
@@ -741,6 +805,7 @@ impl Settings {
             api,
             sync,
             schedule,
+            transactions,
             server,
             labour,
             members,

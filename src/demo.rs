@@ -111,8 +111,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?,
             lookback_days: 1,
             catch_up_days: args.days,
-            deadline: None,
+            ..ScheduleSettings::default()
         },
+        transactions: crate::configuration::TransactionSettings::default(),
         server: ServerSettings {
             listen: Some(args.listen),
             shutdown_timeout: Duration::from_secs(30),

@@ -21,6 +21,7 @@ pub const NEXT_RUN: &str = "sonnys_etl_next_run_timestamp_seconds";
 pub const TICKS_SKIPPED: &str = "sonnys_etl_ticks_skipped_total";
 pub const REJECTED_RECORDS: &str = "sonnys_etl_rejected_records_total";
 pub const FORECAST_REQUESTS: &str = "sonnys_etl_forecast_requests";
+pub const SUMMARY_DISAGREEMENTS: &str = "sonnys_etl_summary_disagreements_total";
 
 /// Install the process-wide recorder; the handle renders `/metrics`.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -51,7 +52,7 @@ fn describe() {
     );
     describe_counter!(
         SITE_DAYS,
-        "Site-days exported (`done`) or failed (`failed`), by account."
+        "Site-days finished, by account and status: `done` exported, `failed`, and for lookback days checked by their summaries `unchanged` (not exported again) or `changed` (exported again)."
     );
     describe_counter!(
         TRANSACTIONS_WRITTEN,
@@ -90,6 +91,10 @@ fn describe() {
         "Records quarantined in sonnys.rejected_records (unparsable, inexact, or dated outside their window), by account."
     );
     describe_counter!(
+        SUMMARY_DISAGREEMENTS,
+        "Membership flags or statuses where the export's record and the transaction summary disagreed (the summary's value was stored), by account."
+    );
+    describe_counter!(
         TICKS_SKIPPED,
         "Schedule ticks skipped because the previous run was still going."
     );
@@ -105,7 +110,13 @@ pub fn budget_wait(account: &str, waited: Duration) {
     histogram!(BUDGET_WAIT, "account" => account.to_owned()).record(waited.as_secs_f64());
 }
 
-/// A site-day finished: `done` with what it wrote, or `failed`.
+/// Fields where an export record and its summary disagreed.
+pub fn summary_disagreements(account: &str, fields: u64) {
+    counter!(SUMMARY_DISAGREEMENTS, "account" => account.to_owned()).increment(fields);
+}
+
+/// A site-day finished: `done` (or `unchanged`, `changed` for a lookback
+/// day checked by its summaries) with what it wrote, or `failed`.
 pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageWrite) {
     let (inserted, updated) = (write.inserted, write.updated);
     if write.rejected > 0 {

@@ -7,7 +7,11 @@
 //! weekday over the last five weeks; else of all its recent days; else one
 //! page per export window. Requests per page: the account's recorded ratio
 //! over those weeks, else 2.05 (a submit and a poll per page, and a few polls
-//! that find the job still working). Each account also lists its sites once.
+//! that find the job still working) plus 1 for the page's summaries when
+//! they are read. A lookback day checked by its summaries costs a summary
+//! request per page, and the rest of an export as often as the account's
+//! past checks of days that age found a change (every time, without any
+//! history). Each account also lists its sites once.
 //! The minimum time spends `requests_per_window − reserve` requests per window
 //! back to back: max(0, requests − allowance) / allowance windows.
 
@@ -21,10 +25,24 @@ use sqlx::PgPool;
 
 use crate::configuration::Settings;
 use crate::domain::{BusinessDay, SiteCode};
+use crate::export::Redo;
 use crate::sync::DaySelection;
 
-/// Requests per page when an account has no history yet.
+/// Export requests per page when an account has no history yet.
 pub const DEFAULT_REQUESTS_PER_PAGE: f64 = 2.05;
+/// Summary requests per page of 100 transactions.
+pub const SUMMARY_REQUESTS_PER_PAGE: f64 = 1.0;
+
+/// Requests per page without history: the export's, and the summaries'
+/// when they are read.
+pub fn default_requests_per_page(summaries: bool) -> f64 {
+    DEFAULT_REQUESTS_PER_PAGE
+        + if summaries {
+            SUMMARY_REQUESTS_PER_PAGE
+        } else {
+            0.0
+        }
+}
 /// How far back the history reaches.
 const HISTORY_DAYS: u64 = 35;
 
@@ -61,6 +79,8 @@ pub struct ApiForecast {
     pub api_id: String,
     pub accounts: Vec<String>,
     pub site_days: u64,
+    /// Of which lookback days checked by their summaries first.
+    pub checked_site_days: u64,
     pub pages: f64,
     pub requests_per_page: f64,
     /// All requests: the transactions' and `people_requests`.
@@ -126,6 +146,8 @@ pub async fn forecast(
                 count(*) AS days, sum(pages)::bigint AS pages, sum(requests)::bigint AS requests
            FROM sonnys.sync_days
           WHERE status = 'done' AND business_date >= $1 AND pages > 0
+            -- a check that found the day unchanged spent only summary requests
+            AND (checked_at IS NULL OR checked_at <= finished_at)
           GROUP BY 1, 2, 3",
     )
     .bind(since)
@@ -147,20 +169,43 @@ pub async fn forecast(
         let (pages_seen, requests_seen) = mine
             .iter()
             .fold((0i64, 0i64), |(p, r), h| (p + h.pages, r + h.requests));
+        let summaries = settings.transactions.summaries;
         let requests_per_page = if pages_seen > 0 && requests_seen > 0 {
             requests_seen as f64 / pages_seen as f64
         } else {
-            DEFAULT_REQUESTS_PER_PAGE
+            default_requests_per_page(summaries)
         };
+        let checks = crate::store::lookback::check_history(
+            pool,
+            Some(&account.name),
+            at - chrono::Duration::days(HISTORY_DAYS as i64),
+        )
+        .await?;
+        let lookback = settings.schedule.lookback;
         let mut site_days = 0u64;
+        let mut checked_site_days = 0u64;
         let mut pages = 0.0;
+        let mut check_requests = 0.0;
         for site in sites.iter().filter(|s| s.exported_by(account)) {
             let (code, timezone) = (site.code.as_str(), site.timezone());
             let code_key = SiteCode::parse(code);
             let done = code_key.as_ref().and_then(|c| done.get(c)).unwrap_or(&none);
             for day in selection.site_days(timezone, at, done).days {
                 site_days += 1;
-                pages += expected_pages(&mine, code, day, at);
+                let expected = expected_pages(&mine, code, day, at);
+                let checked = summaries
+                    && done.contains(&day.date)
+                    && selection.redo(timezone, at, day.date, lookback, false) == Redo::Check;
+                if checked {
+                    // The summaries, then the export (less the summaries
+                    // it reuses) as often as such days changed before.
+                    let age = (BusinessDay::of(at, timezone).date - day.date).num_days();
+                    checked_site_days += 1;
+                    check_requests += expected * SUMMARY_REQUESTS_PER_PAGE;
+                    pages += expected * change_rate(&checks, age);
+                } else {
+                    pages += expected;
+                }
             }
         }
         let a = settings.api.allowance();
@@ -170,6 +215,7 @@ pub async fn forecast(
                 api_id: account.api_id.to_string(),
                 accounts: Vec::new(),
                 site_days: 0,
+                checked_site_days: 0,
                 pages: 0.0,
                 requests_per_page,
                 requests: 0.0,
@@ -180,10 +226,12 @@ pub async fn forecast(
             });
         entry.accounts.push(account.name.to_string());
         entry.site_days += site_days;
+        entry.checked_site_days += checked_site_days;
         entry.pages += pages;
-        // One site list per account, and the pages at the account's ratio.
+        // One site list per account, the pages at the account's ratio, and
+        // the lookback's checks.
         let people = people_requests(pool, settings, &account.name, at).await?;
-        let requests = 1.0 + pages * requests_per_page + people;
+        let requests = 1.0 + pages * requests_per_page + check_requests + people;
         entry.requests += requests;
         entry.people_requests += people;
         per_account.insert(account.name.to_string(), requests);
@@ -268,6 +316,19 @@ async fn people_requests(
     Ok(requests)
 }
 
+/// The share of lookback checks of days `age` days old that found a change:
+/// from the checks of that age, else of any age, else 1 (no history: assume
+/// every day changed, so the forecast errs long).
+fn change_rate(history: &[crate::store::lookback::CheckHistory], age: i64) -> f64 {
+    let of = |rows: &mut dyn Iterator<Item = &crate::store::lookback::CheckHistory>| {
+        let (checks, changed) = rows.fold((0, 0), |(c, k), h| (c + h.checks, k + h.changed));
+        (checks > 0).then(|| changed as f64 / checks as f64)
+    };
+    of(&mut history.iter().filter(|h| i64::from(h.age_days) == age))
+        .or_else(|| of(&mut history.iter()))
+        .unwrap_or(1.0)
+}
+
 /// Seconds to send `requests` at `allowance` per window, back to back: the
 /// first window's allowance goes at once.
 pub fn minimum(requests: f64, allowance: u32, window_seconds: f64) -> f64 {
@@ -293,7 +354,9 @@ pub fn reference_table(
     out: &mut impl std::io::Write,
     allowance: u32,
     window: Duration,
+    summaries: bool,
 ) -> std::io::Result<()> {
+    let per_page = default_requests_per_page(summaries);
     writeln!(
         out,
         "{:>22}  {:>6}  {:>9}  {:>16}",
@@ -301,7 +364,7 @@ pub fn reference_table(
     )?;
     for transactions in [500u64, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000] {
         let pages = transactions.div_ceil(100);
-        let requests = pages as f64 * DEFAULT_REQUESTS_PER_PAGE;
+        let requests = pages as f64 * per_page;
         let seconds = minimum(requests, allowance, window.as_secs_f64());
         writeln!(
             out,
@@ -312,7 +375,12 @@ pub fn reference_table(
     }
     writeln!(
         out,
-        "(pages = ⌈transactions / 100⌉, {DEFAULT_REQUESTS_PER_PAGE} requests a page, {allowance} requests per {}s)",
+        "(pages = ⌈transactions / 100⌉, {per_page} requests a page{}, {allowance} requests per {}s)",
+        if summaries {
+            format!(": {DEFAULT_REQUESTS_PER_PAGE} for the export and {SUMMARY_REQUESTS_PER_PAGE} for the summaries")
+        } else {
+            String::new()
+        },
         window.as_secs_f64()
     )
 }
@@ -332,10 +400,18 @@ pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> st
     for f in &forecast.api_ids {
         writeln!(
             out,
-            "API id {} ({}): {} site-days, ~{:.0} pages, ~{:.0} requests ({:.2}/page{}), at least {} at {} per {}s",
+            "API id {} ({}): {} site-days{}, ~{:.0} pages, ~{:.0} requests ({:.2}/page{}), at least {} at {} per {}s",
             f.api_id,
             f.accounts.join(", "),
             f.site_days,
+            if f.checked_site_days > 0 {
+                format!(
+                    " ({} lookback days checked by their summaries first)",
+                    f.checked_site_days
+                )
+            } else {
+                String::new()
+            },
             f.pages,
             f.requests,
             f.requests_per_page,

@@ -20,9 +20,11 @@ use tracing::Instrument;
 use crate::api::model::SiteEntry;
 use crate::api::Client;
 use crate::budget::{Allowance, Budgets};
-use crate::configuration::{AccountSettings, Settings};
+use crate::configuration::{AccountSettings, Lookback, Settings};
 use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
-use crate::export::{with_policy, AccountExport, BuildTimes, DayReport, ExportError};
+use crate::export::{
+    with_policy, AccountExport, BuildTimes, DayReport, ExportError, Redo, SummaryPolicy,
+};
 use crate::people::{DataKinds, PeopleExport, PeopleReport};
 use crate::progress::Progress;
 use crate::store;
@@ -98,15 +100,36 @@ impl DaySelection {
         }
     }
 
-    /// Whether a day this selection chose is exported again when it is
-    /// `done` by the time its export starts: only days chosen whatever
-    /// their state (a range, the lookback). A day chosen because it was
-    /// missing and that another process finished meanwhile is left alone.
-    pub fn redoes_done(&self, timezone: Tz, now: DateTime<Utc>, date: NaiveDate) -> bool {
+    /// What the export does with a day this selection chose when the day
+    /// is `done` by the time its export starts. A range exports it again
+    /// whole; the service's lookback days are checked by their summaries
+    /// (or exported whole with `lookback = "full"`, or on a `full` night);
+    /// a day chosen because it was missing, and that another process
+    /// finished meanwhile, is left alone.
+    pub fn redo(
+        &self,
+        timezone: Tz,
+        now: DateTime<Utc>,
+        date: NaiveDate,
+        lookback: Lookback,
+        full: bool,
+    ) -> Redo {
         match *self {
-            DaySelection::Range { missing_only, .. } => !missing_only,
+            DaySelection::Range { missing_only, .. } => {
+                if missing_only {
+                    Redo::No
+                } else {
+                    Redo::Whole
+                }
+            }
             DaySelection::Recent { lookback_days, .. } => {
-                date > last_ended_day(timezone, now) - Days::new(u64::from(lookback_days))
+                if date <= last_ended_day(timezone, now) - Days::new(u64::from(lookback_days)) {
+                    Redo::No
+                } else if lookback == Lookback::Summaries && !full {
+                    Redo::Check
+                } else {
+                    Redo::Whole
+                }
             }
         }
     }
@@ -227,6 +250,20 @@ pub struct AccountSummary {
     pub done_by_others: usize,
     /// Site-days left to another process that holds them (the service).
     pub left_to_others: usize,
+    /// Lookback days compared with their summaries and found unchanged
+    /// (counted in `done`, not exported again).
+    pub unchanged: usize,
+    /// Lookback days whose summaries showed a change: exported again.
+    pub changed: usize,
+    /// Whether this run exported the lookback days whole
+    /// (`schedule.full_lookback_every`, or `lookback = "full"`).
+    pub full_lookback: bool,
+    /// Membership flags or statuses where the export and the summaries
+    /// disagreed (the summaries' values were stored).
+    pub disagreements: u64,
+    /// The API refused the account's summaries (403): classified by the
+    /// v1 flags.
+    pub summaries_refused: bool,
     /// The reason the whole account stopped, if it did.
     pub stopped: Option<String>,
     /// Codes of the sites exported.
@@ -304,6 +341,27 @@ impl std::fmt::Display for SyncSummary {
                     f,
                     "  {} site-days skipped: the day has not ended yet in the site's time zone",
                     a.not_complete
+                )?;
+            }
+            if a.unchanged + a.changed > 0 {
+                writeln!(
+                    f,
+                    "  lookback: {} site-days checked by their summaries, {} unchanged (not exported again), {} changed (exported again)",
+                    a.unchanged + a.changed,
+                    a.unchanged,
+                    a.changed
+                )?;
+            }
+            if a.full_lookback {
+                writeln!(
+                    f,
+                    "  lookback: the lookback days were exported whole (schedule.full_lookback_every)"
+                )?;
+            }
+            if a.summaries_refused {
+                writeln!(
+                    f,
+                    "  summaries: refused by the API (403); membership figures fall back to the export's v1 flags (docs/schema.md)"
                 )?;
             }
             if a.done_by_others > 0 {
@@ -512,7 +570,7 @@ impl Syncer {
             max_total: api.max_total_per_window,
             outage: self.settings.database.outage_timeout,
             on_claimed: plan.days.on_claimed(),
-            selection: plan.days,
+            summaries: SummaryPolicy::new(self.settings.transactions.summaries),
             lease: self.settings.sync.lease,
             cancel: shutdown.child_token(),
         };
@@ -545,12 +603,17 @@ impl Syncer {
                     let reason = format!("cannot read which days are done: {e}");
                     tracing::error!(error = %e, "cannot read which days are done; skipping the account");
                     summary.stopped = Some(reason);
+                    // The site list was asked for: it counts.
+                    summary.requests = export.client.sent();
                     summary.elapsed = started.elapsed();
                     return summary;
                 }
             },
             None => HashMap::new(),
         };
+        let lookback = self.settings.schedule.lookback;
+        let full = self.full_lookback_due(settings, plan, now).await;
+        summary.full_lookback = full;
         let none = HashSet::new();
         let mut work = Vec::new();
         for site in sites.iter().filter(|_| self.data.transactions) {
@@ -559,7 +622,15 @@ impl Syncer {
                     .site_days(site.timezone, now, done.get(&site.code).unwrap_or(&none));
             summary.not_complete += selected.not_ended;
             summary.site_days += selected.days.len();
-            work.push((site, selected.days));
+            let days = selected
+                .days
+                .into_iter()
+                .map(|day| {
+                    let redo = plan.days.redo(site.timezone, now, day.date, lookback, full);
+                    (day, redo)
+                })
+                .collect();
+            work.push((site, days));
         }
         let bar = progress.account(
             settings.name.as_str(),
@@ -617,7 +688,7 @@ impl Syncer {
                 on_claimed: crate::export::OnClaimed::Wait,
                 ..export.clone()
             };
-            let mut by_site: Vec<(&Site, Vec<BusinessDay>)> = Vec::new();
+            let mut by_site: Vec<(&Site, Vec<(BusinessDay, Redo)>)> = Vec::new();
             for (site, day) in left {
                 match by_site.iter_mut().find(|(s, _)| s.code == site.code) {
                     Some((_, days)) => days.push(day),
@@ -641,6 +712,16 @@ impl Syncer {
         {
             summary.stopped = Some(INTERRUPTED.into());
         }
+        summary.summaries_refused = export.summaries.refused();
+        if full && summary.stopped.is_none() {
+            let recorded = store::ride_out(outage, "record the full lookback", || {
+                store::lookback::record_full_lookback(&self.pool, &settings.name, now)
+            })
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "cannot record the full lookback; the next run does it again");
+            }
+        }
         summary.rate_limited = budget.stats().rate_limited - limited_before;
         // Every request sent, also those of failed days and the site list.
         summary.requests = export.client.sent();
@@ -654,10 +735,10 @@ impl Syncer {
     async fn export_sites<'s>(
         &self,
         export: &AccountExport,
-        work: Vec<(&'s Site, Vec<BusinessDay>)>,
+        work: Vec<(&'s Site, Vec<(BusinessDay, Redo)>)>,
         summary: &Mutex<AccountSummary>,
         bar: &crate::progress::AccountProgress,
-    ) -> Vec<(&'s Site, BusinessDay)> {
+    ) -> Vec<(&'s Site, (BusinessDay, Redo))> {
         let left = Mutex::new(Vec::new());
         join_all(work.into_iter().map(|(site, days)| {
             let (summary, bar, left) = (summary, bar, &left);
@@ -667,15 +748,15 @@ impl Syncer {
                 // A few days at once, so the site always has requests queued
                 // while another day waits for its first page's build.
                 let mut days = stream::iter(days)
-                    .map(|day| async move {
+                    .map(|(day, redo)| async move {
                         if export.cancel.is_cancelled() {
-                            return (day, Err(ExportError::Cancelled));
+                            return (day, redo, Err(ExportError::Cancelled));
                         }
-                        (day, export.export_day(site, day).await)
+                        (day, redo, export.export_day(site, day, redo).await)
                     })
                     .buffer_unordered(DAYS_IN_FLIGHT);
                 // Drain every started day even after a stop, so each records its end.
-                while let Some((day, result)) = days.next().await {
+                while let Some((day, redo, result)) = days.next().await {
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match result {
                         Ok(report) if report.done_by_other => {
@@ -685,8 +766,13 @@ impl Syncer {
                             bar.day_done(&report);
                         }
                         Ok(report) => {
-                            crate::metrics::site_day(export.account.as_str(), "done", &report.write);
+                            crate::metrics::site_day(export.account.as_str(), report.metric_status(), &report.write);
                             s.done += 1;
+                            match report.checked {
+                                Some(true) => s.changed += 1,
+                                Some(false) => s.unchanged += 1,
+                                None => {}
+                            }
                             add(&mut s, &report);
                             bar.day_done(&report);
                             tracing::debug!(day = %day, transactions = report.transactions,
@@ -703,7 +789,7 @@ impl Syncer {
                         Err(ExportError::Cancelled) => {}
                         Err(ExportError::ClaimedElsewhere) => {
                             tracing::info!(day = %day, "another process is exporting this site-day; coming back to it later");
-                            left.lock().unwrap_or_else(|e| e.into_inner()).push((site, day));
+                            left.lock().unwrap_or_else(|e| e.into_inner()).push((site, (day, redo)));
                         }
                         Err(e @ ExportError::LeaseLost) => {
                             tracing::warn!(day = %day, reason = %e, "site-day left to the process that took it over");
@@ -727,6 +813,45 @@ impl Syncer {
         }))
         .await;
         left.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this run exports the account's lookback days whole although
+    /// `lookback = "summaries"`: once every `full_lookback_every`, for the
+    /// changes a summary cannot show. (Without summaries, a day to check is
+    /// exported whole anyway.)
+    async fn full_lookback_due(
+        &self,
+        settings: &AccountSettings,
+        plan: &SyncPlan,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let DaySelection::Recent { lookback_days, .. } = plan.days else {
+            return false;
+        };
+        if lookback_days == 0
+            || self.settings.schedule.lookback == Lookback::Full
+            || !self.settings.transactions.summaries
+        {
+            return false;
+        }
+        let every = self.settings.schedule.full_lookback_every;
+        match store::lookback::last_full_lookback(&self.pool, &settings.name).await {
+            Ok(Some(last)) => (now - last).to_std().unwrap_or_default() >= every,
+            // Never: the lookback days of a new installation were exported
+            // just now or are about to be; start the period here.
+            Ok(None) => {
+                if let Err(e) =
+                    store::lookback::record_full_lookback(&self.pool, &settings.name, now).await
+                {
+                    tracing::warn!(error = %e, "cannot record the start of the full-lookback period");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read when the lookback days were last exported whole; checking them by their summaries");
+                false
+            }
+        }
     }
 
     /// The account's sites from /site/list, narrowed to the configured and
@@ -815,6 +940,7 @@ impl Syncer {
 }
 
 fn add(summary: &mut AccountSummary, report: &DayReport) {
+    summary.disagreements += report.disagreements;
     summary.transactions += report.transactions;
     summary.pages += report.pages;
     summary.inserted += report.write.inserted;
@@ -931,6 +1057,35 @@ mod tests {
         // …and the day before would not.
         let before = start - chrono::Duration::days(1);
         assert!(before < now - chrono::Duration::days(183));
+    }
+
+    #[test]
+    fn lookback_days_are_checked_by_their_summaries_unless_the_night_is_a_full_one() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let recent = DaySelection::Recent {
+            catch_up_days: 7,
+            lookback_days: 2,
+        };
+        let redo = |d, lookback, full| recent.redo(Chicago, now, date(11, d), lookback, full);
+        assert_eq!(redo(28, Lookback::Summaries, false), Redo::Check);
+        assert_eq!(redo(27, Lookback::Summaries, false), Redo::Check);
+        assert_eq!(redo(26, Lookback::Summaries, false), Redo::No, "past the lookback");
+        assert_eq!(redo(28, Lookback::Summaries, true), Redo::Whole);
+        assert_eq!(redo(28, Lookback::Full, false), Redo::Whole);
+        let range = |missing_only| DaySelection::Range {
+            from: date(11, 20),
+            to: date(11, 28),
+            missing_only,
+        };
+        assert_eq!(
+            range(false).redo(Chicago, now, date(11, 21), Lookback::Summaries, false),
+            Redo::Whole,
+            "sync --from/--to exports its range whole"
+        );
+        assert_eq!(
+            range(true).redo(Chicago, now, date(11, 21), Lookback::Summaries, false),
+            Redo::No
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::people::{
     check_clock_range, check_sign_up_period, clock_entries_of, envelope, ClockEntry, Employee,
     Page, RecurringAccount, StatusChange, LIST_LIMIT, STATUS_LIST_LIMITS,
 };
+use super::summary::{Summary, SUMMARY_PAGE_SIZE};
 use crate::budget::{Budget, Closed, Priority};
 use crate::domain::{AccountName, ApiId, ExportWindow, SiteCode};
 
@@ -216,6 +217,45 @@ impl Client {
         JobData::from_body(body).map_err(|problem| ApiError::Decode {
             endpoint: ENDPOINT,
             problem,
+        })
+    }
+
+    /// GET /transaction/version-2: one page (numbered from 1) of the
+    /// summaries of a site's window, [`SUMMARY_PAGE_SIZE`] a page. The
+    /// service answers identical criteria from a 10-minute cache.
+    pub async fn summaries_page(
+        &self,
+        site: &SiteCode,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+    ) -> Result<Page<Summary>, ApiError> {
+        const ENDPOINT: &str = "transaction/version-2";
+        let request = self.http.get(self.url(ENDPOINT)).query(&[
+            ("startDate", window.start().to_string()),
+            ("endDate", window.end().to_string()),
+            ("site", site.as_str().to_owned()),
+            ("limit", SUMMARY_PAGE_SIZE.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self
+            .send(ENDPOINT, priority, site.as_str(), request)
+            .await?;
+        let decode = |problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        };
+        let (raw, total) = envelope(body, "transactions").map_err(decode)?;
+        let items = raw
+            .iter()
+            .map(Summary::from_raw)
+            .collect::<Result<_, _>>()
+            .map_err(decode)?;
+        Ok(Page {
+            items,
+            page,
+            limit: SUMMARY_PAGE_SIZE,
+            total,
         })
     }
 

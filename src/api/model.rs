@@ -37,8 +37,10 @@ pub enum JobStatus {
 #[derive(Debug)]
 pub struct JobData {
     pub status: JobStatus,
-    /// Transactions across all pages of the criteria.
-    pub total: u64,
+    /// Transactions across all pages of the criteria; `None` when the
+    /// service leaves it out or sends `null` (the live service sometimes
+    /// does): then only a short page ends the window.
+    pub total: Option<u64>,
     /// This page's records, untouched; parse each with [`Transaction::from_raw`].
     pub records: Vec<Value>,
 }
@@ -60,8 +62,8 @@ impl JobData {
             None => return Err("`data.status` is missing".into()),
         };
         let total = match data.get("total") {
-            None | Some(Value::Null) => 0,
-            Some(v) => as_u64(v).ok_or_else(|| format!("`data.total` is not a count: {v}"))?,
+            None | Some(Value::Null) => None,
+            Some(v) => Some(as_u64(v).ok_or_else(|| format!("`data.total` is not a count: {v}"))?),
         };
         let records = match data.remove("data") {
             Some(Value::Array(records)) => records,
@@ -110,6 +112,9 @@ pub struct Transaction {
     pub items: Vec<Item>,
     pub tenders: Vec<Tender>,
     pub discounts: Vec<Discount>,
+    /// The digest of the transaction's summary, once one was applied
+    /// ([`Summary::apply_to`](super::summary::Summary::apply_to)).
+    pub summary_digest: Option<String>,
     /// The record exactly as received.
     pub raw: Value,
 }
@@ -323,6 +328,7 @@ impl Transaction {
                     discount_code: d.discount_code,
                 })
                 .collect(),
+            summary_digest: None,
             raw,
         })
     }
@@ -352,7 +358,7 @@ fn escape_nul(value: &mut Value) {
 // ---- field parsers ----
 
 /// A string where `""` (and whitespace) mean null; numbers become their text.
-pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) => Some(s),
@@ -367,7 +373,7 @@ fn required_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text(d)?.ok_or_else(|| de::Error::custom("must not be empty"))
 }
 
-pub(super) fn decimal_of(v: &Value) -> Result<Option<Decimal>, String> {
+pub(crate) fn decimal_of(v: &Value) -> Result<Option<Decimal>, String> {
     let text = match v {
         Value::Null => return Ok(None),
         Value::Number(n) => n.to_string(),
@@ -391,7 +397,7 @@ fn required_money<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> 
     money(d)?.ok_or_else(|| de::Error::custom("an amount is required"))
 }
 
-pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Bool(b) => Some(b),
         Value::Null => None,
@@ -436,7 +442,7 @@ pub(super) fn integer_of(v: &Value) -> Result<i64, String> {
 }
 
 /// `2020-05-19T05:32:32.000Z`; also accepts an offset, or no zone (then UTC).
-pub(super) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub(crate) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let s = String::deserialize(d)?;
     let s = s.trim();
     DateTime::parse_from_rfc3339(s)
@@ -627,8 +633,11 @@ mod tests {
         let d = JobData::from_body(body).unwrap();
         assert_eq!(
             (d.status, d.total, d.records.len()),
-            (JobStatus::Pass, 101, 1)
+            (JobStatus::Pass, Some(101), 1)
         );
         assert!(JobData::from_body(json!([1, 2])).is_err());
+        // A null total is not a zero total: the window's end is unknown.
+        let body = json!({"data": {"status": "pass", "data": [record()], "total": null}});
+        assert_eq!(JobData::from_body(body).unwrap().total, None);
     }
 }

@@ -13,6 +13,7 @@ use sqlx::{PgPool, Postgres, Transaction as DbTransaction};
 use crate::api::model::{Rejected, Transaction};
 use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
 
+pub mod lookback;
 pub mod people;
 
 /// Apply the migrations in `migrations/` (idempotent).
@@ -250,17 +251,55 @@ impl Lease {
     }
 }
 
+/// What a claimed site-day looked like just before the claim, when it was
+/// `done`: a redo (lookback, range) that is interrupted or finds it unchanged
+/// puts this back, since every row of the day is still whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoneBefore {
+    pub transactions: i32,
+    pub pages: i32,
+    pub rejected: i32,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A claim on a site-day, and what the day was before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub lease: Lease,
+    /// Set when the day was `done` before this claim.
+    pub done_before: Option<DoneBefore>,
+}
+
 /// Claim a site-day for export: counts restart, attempts go up. `None`
 /// when another process holds a claim on it that has not run out, or when
 /// the day is `done` and `redo_done` is false.
-pub async fn claim_day(
+pub async fn claim(
     pool: &PgPool,
     account: &AccountName,
     site: &SiteCode,
     date: NaiveDate,
     lease: Lease,
     redo_done: bool,
-) -> sqlx::Result<Option<Lease>> {
+) -> sqlx::Result<Option<Claim>> {
+    let mut tx = pool.begin().await?;
+    #[derive(sqlx::FromRow)]
+    struct Before {
+        status: String,
+        transactions: i32,
+        pages: i32,
+        rejected: i32,
+        finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let before: Option<Before> = sqlx::query_as(
+        "SELECT status, transactions, pages, rejected, finished_at FROM sonnys.sync_days
+              WHERE account = $1 AND site_code = $2 AND business_date = $3
+                FOR UPDATE",
+    )
+    .bind(account.as_str())
+    .bind(site.as_str())
+    .bind(date)
+    .fetch_optional(&mut *tx)
+    .await?;
     let claimed: Option<bool> = sqlx::query_scalar(
         "INSERT INTO sonnys.sync_days AS d
                 (account, site_code, business_date, status, attempts, started_at, heartbeat_at, lease_owner, lease_until)
@@ -284,9 +323,32 @@ pub async fn claim_day(
     .bind(lease.owner.to_string())
     .bind(lease.term.as_secs_f64())
     .bind(redo_done)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(claimed.map(|_| lease))
+    tx.commit().await?;
+    Ok(claimed.map(|_| Claim {
+        lease,
+        done_before: before.filter(|b| b.status == "done").map(|b| DoneBefore {
+            transactions: b.transactions,
+            pages: b.pages,
+            rejected: b.rejected,
+            finished_at: b.finished_at,
+        }),
+    }))
+}
+
+/// [`claim`], for callers that need only the lease.
+pub async fn claim_day(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+    lease: Lease,
+    redo_done: bool,
+) -> sqlx::Result<Option<Lease>> {
+    Ok(claim(pool, account, site, date, lease, redo_done)
+        .await?
+        .map(|c| c.lease))
 }
 
 /// The status of a site-day, if it was ever exported.
@@ -352,6 +414,18 @@ pub async fn heartbeat(
     Ok(renewed.rows_affected() == 1)
 }
 
+/// How an export of a site-day ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending<'a> {
+    /// Every page committed (and, with summaries, their ids agreed).
+    Done,
+    /// A done day's summaries matched what is stored: not exported again.
+    Unchanged,
+    /// It failed with this error. A day that was `done` before its claim
+    /// stays `done` with its former counts: its rows are whole.
+    Failed(&'a str),
+}
+
 /// Close a site-day: `done` only when every page is committed, else `failed` with the error.
 pub async fn finish_day(
     pool: &PgPool,
@@ -362,12 +436,41 @@ pub async fn finish_day(
     error: Option<&str>,
     lease: Lease,
 ) -> sqlx::Result<()> {
+    let ending = error.map_or(Ending::Done, Ending::Failed);
+    let claim = Claim {
+        lease,
+        done_before: None,
+    };
+    end_day(pool, account, site, date, requests, ending, &claim).await
+}
+
+/// Close a claimed site-day as `ending` says (see [`Ending`]).
+pub async fn end_day(
+    pool: &PgPool,
+    account: &AccountName,
+    site: &SiteCode,
+    date: NaiveDate,
+    requests: u64,
+    ending: Ending<'_>,
+    claim: &Claim,
+) -> sqlx::Result<()> {
+    let error = match ending {
+        Ending::Failed(e) => Some(e),
+        _ => None,
+    };
+    // Put the former counts back where nothing was exported anew.
+    let restore = claim.done_before.filter(|_| ending != Ending::Done);
     // Only the holder of the claim closes the day: a process whose claim
     // was taken over leaves the day to its new owner.
     sqlx::query(
         "UPDATE sonnys.sync_days
-            SET status = CASE WHEN $5::text IS NULL THEN 'done' ELSE 'failed' END,
-                requests = $4, last_error = $5, finished_at = now(), lease_until = NULL
+            SET status = CASE WHEN $5::text IS NULL OR $7 THEN 'done' ELSE 'failed' END,
+                requests = $4, last_error = $5, lease_until = NULL,
+                finished_at = CASE WHEN $7 THEN $11 ELSE now() END,
+                transactions = CASE WHEN $7 THEN $8 ELSE transactions END,
+                pages = CASE WHEN $7 THEN $9 ELSE pages END,
+                rejected = CASE WHEN $7 THEN $10 ELSE rejected END,
+                checked_at = CASE WHEN $12 THEN now() ELSE checked_at END
           WHERE account = $1 AND site_code = $2 AND business_date = $3 AND lease_owner = $6::uuid",
     )
     .bind(account.as_str())
@@ -375,7 +478,13 @@ pub async fn finish_day(
     .bind(date)
     .bind(i32::try_from(requests).unwrap_or(i32::MAX))
     .bind(error)
-    .bind(lease.owner.to_string())
+    .bind(claim.lease.owner.to_string())
+    .bind(restore.is_some())
+    .bind(restore.map_or(0, |b| b.transactions))
+    .bind(restore.map_or(0, |b| b.pages))
+    .bind(restore.map_or(0, |b| b.rejected))
+    .bind(restore.and_then(|b| b.finished_at))
+    .bind(ending == Ending::Unchanged)
     .execute(pool)
     .await?;
     Ok(())
@@ -607,12 +716,13 @@ async fn upsert_transactions(
             (account, site_code, id, number, type, business_date, completed_at, sales_device_name, total,
              customer_id, customer_name, vehicle_license_plate, employee_cashier, employee_greeter,
              transaction_status, is_recurring_payment, is_recurring_redemption, is_recurring_sale,
-             is_prepaid_redemption, is_prepaid_sale, is_recurring_plan_sale, is_recurring_plan_redemption, raw)
+             is_prepaid_redemption, is_prepaid_sale, is_recurring_plan_sale, is_recurring_plan_redemption, raw,
+             summary_digest)
          SELECT $1, $2, * FROM UNNEST(
              $3::text[], $4::bigint[], $5::text[], $6::date[], $7::timestamptz[], $8::text[], $9::numeric[],
              $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
              $15::text[], $16::bool[], $17::bool[], $18::bool[],
-             $19::bool[], $20::bool[], $21::bool[], $22::bool[], $23::jsonb[])
+             $19::bool[], $20::bool[], $21::bool[], $22::bool[], $23::jsonb[], $24::text[])
          ON CONFLICT (account, id) DO UPDATE SET
              site_code = EXCLUDED.site_code, number = EXCLUDED.number, type = EXCLUDED.type,
              business_date = EXCLUDED.business_date, completed_at = EXCLUDED.completed_at,
@@ -620,18 +730,29 @@ async fn upsert_transactions(
              customer_id = EXCLUDED.customer_id, customer_name = EXCLUDED.customer_name,
              vehicle_license_plate = EXCLUDED.vehicle_license_plate,
              employee_cashier = EXCLUDED.employee_cashier, employee_greeter = EXCLUDED.employee_greeter,
-             transaction_status = EXCLUDED.transaction_status,
+             -- The live export lacks the status and the plan flags (the
+             -- summaries carry them): a record without them keeps the
+             -- stored values.
+             transaction_status = coalesce(EXCLUDED.transaction_status, t.transaction_status),
              is_recurring_payment = EXCLUDED.is_recurring_payment,
              is_recurring_redemption = EXCLUDED.is_recurring_redemption,
              is_recurring_sale = EXCLUDED.is_recurring_sale,
              is_prepaid_redemption = EXCLUDED.is_prepaid_redemption,
              is_prepaid_sale = EXCLUDED.is_prepaid_sale,
-             is_recurring_plan_sale = EXCLUDED.is_recurring_plan_sale,
-             is_recurring_plan_redemption = EXCLUDED.is_recurring_plan_redemption,
+             is_recurring_plan_sale = coalesce(EXCLUDED.is_recurring_plan_sale, t.is_recurring_plan_sale),
+             is_recurring_plan_redemption =
+                 coalesce(EXCLUDED.is_recurring_plan_redemption, t.is_recurring_plan_redemption),
+             summary_digest = coalesce(EXCLUDED.summary_digest, t.summary_digest),
              raw = EXCLUDED.raw, last_changed_at = now()
          WHERE t.raw IS DISTINCT FROM EXCLUDED.raw
             OR t.site_code IS DISTINCT FROM EXCLUDED.site_code
             OR t.business_date IS DISTINCT FROM EXCLUDED.business_date
+            OR coalesce(EXCLUDED.summary_digest, t.summary_digest) IS DISTINCT FROM t.summary_digest
+            OR coalesce(EXCLUDED.transaction_status, t.transaction_status) IS DISTINCT FROM t.transaction_status
+            OR coalesce(EXCLUDED.is_recurring_plan_sale, t.is_recurring_plan_sale)
+                   IS DISTINCT FROM t.is_recurring_plan_sale
+            OR coalesce(EXCLUDED.is_recurring_plan_redemption, t.is_recurring_plan_redemption)
+                   IS DISTINCT FROM t.is_recurring_plan_redemption
          RETURNING t.id, (t.xmax = 0) AS inserted, t.site_code, t.business_date
          )
          SELECT u.id, u.inserted, u.site_code, u.business_date,
@@ -661,6 +782,7 @@ async fn upsert_transactions(
     .bind(column!(|t| t.is_recurring_plan_sale))
     .bind(column!(|t| t.is_recurring_plan_redemption))
     .bind(column!(|t| &t.raw))
+    .bind(column!(|t| t.summary_digest.as_deref()))
     .fetch_all(&mut **tx)
     .await
 }

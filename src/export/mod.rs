@@ -3,7 +3,19 @@
 //! and poll each when it is probably ready, so that close to two requests are
 //! spent per page. Each page is stored as soon as it arrives, in its own
 //! database transaction; nothing collects a whole day.
+//!
+//! With summaries on (the default), the day's summaries are read first
+//! (`summaries`): they fill each record's membership flags and status, which
+//! the live export leaves out; the day is `done` only when the export and
+//! the summaries agree on its transaction ids; and a lookback day that is
+//! already `done` is first compared with them, and exported again only
+//! when they show a change.
 
+mod summaries;
+
+pub use summaries::SummaryPolicy;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api::model::{JobData, JobStatus, Rejected, Transaction};
+use crate::api::summary::Summary;
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
 use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
@@ -75,6 +88,16 @@ pub enum ExportError {
         received: u64,
         total: u64,
     },
+    #[error(
+        "the export and the summaries disagree on the day's transactions, read twice: {}",
+        mismatch(only_export, only_summaries)
+    )]
+    SummaryMismatch {
+        /// Ids the export sent that no summary lists.
+        only_export: Vec<String>,
+        /// Ids a summary lists that the export did not send.
+        only_summaries: Vec<String>,
+    },
     #[error("interrupted by shutdown; redone at the next run")]
     Cancelled,
     /// Another process holds a live claim on the day (the service skips it).
@@ -83,6 +106,28 @@ pub enum ExportError {
     /// Our claim ran out and another process took the day over.
     #[error("another process took this day over after our claim ran out; it finishes the day")]
     LeaseLost,
+}
+
+/// Up to ten ids of each side of a disagreement, for an error message.
+fn mismatch(only_export: &[String], only_summaries: &[String]) -> String {
+    let list = |ids: &[String]| {
+        let mut shown = ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+        if ids.len() > 10 {
+            shown.push_str(&format!(" and {} more", ids.len() - 10));
+        }
+        shown
+    };
+    let mut parts = Vec::new();
+    if !only_export.is_empty() {
+        parts.push(format!("exported but in no summary: {}", list(only_export)));
+    }
+    if !only_summaries.is_empty() {
+        parts.push(format!(
+            "in the summaries but not exported: {}",
+            list(only_summaries)
+        ));
+    }
+    parts.join("; ")
 }
 
 impl ExportError {
@@ -101,6 +146,37 @@ pub struct DayReport {
     pub write: PageWrite,
     /// Another process exported the day while this one waited for it.
     pub done_by_other: bool,
+    /// Set when a lookback compared the `done` day with its summaries:
+    /// `true` when they showed a change (the day was exported again).
+    pub checked: Option<bool>,
+    /// Record fields where the export and the summary disagreed (the
+    /// summary won).
+    pub disagreements: u64,
+    /// Stored transactions the source no longer has, removed.
+    pub vanished: u64,
+}
+
+impl DayReport {
+    /// The `status` label of `sonnys_etl_site_days_total` for a finished day.
+    pub fn metric_status(&self) -> &'static str {
+        match self.checked {
+            Some(false) => "unchanged",
+            Some(true) => "changed",
+            None => "done",
+        }
+    }
+}
+
+/// What an export does with a day that is already `done` when it claims it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redo {
+    /// Leave it: the day was chosen because it was missing.
+    No,
+    /// Export it again whole (a range, a full lookback).
+    Whole,
+    /// Compare it with its summaries first, and export it again only when
+    /// they show a change (the nightly lookback).
+    Check,
 }
 
 /// Records page `page` (from 1) must hold when the window has `total`:
@@ -109,6 +185,19 @@ pub fn due_on_page(total: u64, page: u32) -> u64 {
     total
         .saturating_sub(u64::from(page.saturating_sub(1)) * PAGE_SIZE)
         .min(PAGE_SIZE)
+}
+
+/// What page `page` tells of its window's size when it holds `got` records:
+/// a lower bound of the window's records, and its exact end when the page
+/// has no `total` (the live service sometimes sends `null`) and is short.
+/// A full page without a total implies at least one more page.
+fn implied_size(total: Option<u64>, page: u32, got: u64) -> (u64, Option<u64>) {
+    let before = u64::from(page.saturating_sub(1)) * PAGE_SIZE;
+    match total {
+        Some(total) => (total, None),
+        None if got >= PAGE_SIZE => (before + got + 1, None),
+        None => (before + got, Some(before + got)),
+    }
 }
 
 /// Build times seen for one account, to time the first poll of each job.
@@ -203,9 +292,9 @@ pub struct AccountExport {
     pub on_claimed: OnClaimed,
     /// How long this process's claims hold without renewal.
     pub lease: Duration,
-    /// The selection the days come from: whether a day found `done` is
-    /// exported again.
-    pub selection: crate::sync::DaySelection,
+    /// Whether the days' summaries are read, and whether the account's
+    /// were refused.
+    pub summaries: SummaryPolicy,
     /// Cancelled when the account must stop or the program shuts down.
     pub cancel: CancellationToken,
 }
@@ -215,32 +304,47 @@ struct DayExport<'a> {
     account: &'a AccountExport,
     site: &'a Site,
     day: BusinessDay,
+    claim: store::Claim,
     lease: store::Lease,
     requests: AtomicU64,
     /// What the stored pages did; `requests` is filled in at the end.
     report: Mutex<DayReport>,
+    /// The day's summaries by id, when they are read.
+    summaries: Mutex<Option<HashMap<String, Summary>>>,
+    /// Ids of every record the export received (stored or quarantined).
+    seen: Mutex<HashSet<String>>,
+    /// Quarantined records without a readable id.
+    anonymous: AtomicU64,
+}
+
+/// How a day's export ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DayEnd {
+    Exported,
+    /// A lookback found the day unchanged: nothing exported.
+    Unchanged,
 }
 
 impl AccountExport {
     /// Export one site-day completely and record it in `sonnys.sync_days`:
-    /// `done` only when every page of every window is committed.
+    /// `done` only when every page of every window is committed (and, with
+    /// summaries, the export and the summaries agree on the day's ids).
+    /// `redo` says what to do when the day is already `done`.
     pub async fn export_day(
         &self,
         site: &Site,
         day: BusinessDay,
+        redo: Redo,
     ) -> Result<DayReport, ExportError> {
         let (pool, account, code, date) = (&self.pool, &self.account, &site.code, day.date);
         let ours = store::Lease::of_this_process(self.lease);
-        let redo_done = self
-            .selection
-            .redoes_done(site.timezone, chrono::Utc::now(), date);
-        let lease = loop {
+        let claim = loop {
             let claimed = store::ride_out(self.outage, "claim the day", || {
-                store::claim_day(pool, account, code, date, ours, redo_done)
+                store::claim(pool, account, code, date, ours, redo != Redo::No)
             })
             .await?;
-            if let Some(lease) = claimed {
-                break lease;
+            if let Some(claim) = claimed {
+                break claim;
             }
             // Not claimed: held by a live process, or `done` (a day chosen
             // as missing that another process finished since).
@@ -267,16 +371,21 @@ impl AccountExport {
                 });
             }
         };
+        let lease = claim.lease;
         let run = DayExport {
             account: self,
             site,
             day,
+            claim,
             lease,
             requests: AtomicU64::new(0),
             report: Mutex::new(DayReport::default()),
+            summaries: Mutex::new(None),
+            seen: Mutex::new(HashSet::new()),
+            anonymous: AtomicU64::new(0),
         };
         let work = run
-            .run()
+            .run(redo)
             .instrument(tracing::info_span!("day", day = %day.date));
         // The heartbeat tells other processes and `sync_health` that this
         // `running` row is alive, and renews the claim. It runs beside the
@@ -301,13 +410,33 @@ impl AccountExport {
         };
         let requests = run.requests.load(Ordering::Relaxed);
         let error = result.as_ref().err().map(|e| e.to_string());
+        let ending = match (&result, &error) {
+            (Ok(DayEnd::Unchanged), _) => store::Ending::Unchanged,
+            (Ok(DayEnd::Exported), _) => store::Ending::Done,
+            (Err(_), error) => store::Ending::Failed(error.as_deref().unwrap_or_default()),
+        };
+        if claim.done_before.is_some() && matches!(ending, store::Ending::Failed(_)) {
+            tracing::info!(day = %date, "the day stays done: its rows are whole, and the next run looks at it again");
+        }
         // Written once the database is back, so no day stays `running`.
         store::ride_out(self.outage, "finish the day", || {
-            store::finish_day(pool, account, code, date, requests, error.as_deref(), lease)
+            store::end_day(pool, account, code, date, requests, ending, &claim)
         })
         .await?;
         result?;
         let report = *run.report.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(changed) = report.checked {
+            let age = (BusinessDay::of(chrono::Utc::now(), site.timezone).date - date).num_days();
+            let record = store::ride_out(self.outage, "record the lookback check", || {
+                store::lookback::record_check(
+                    pool, account, code, date, age as i32, changed, requests,
+                )
+            })
+            .await;
+            if let Err(e) = record {
+                tracing::warn!(day = %date, error = %e, "cannot record the lookback check");
+            }
+        }
         Ok(DayReport { requests, ..report })
     }
 }
@@ -333,12 +462,49 @@ impl AccountExport {
 }
 
 impl DayExport<'_> {
-    async fn run(&self) -> Result<(), ExportError> {
-        let now = chrono::Utc::now();
-        for window in self.day.windows(now) {
-            self.export_window(window).await?;
+    async fn run(&self, redo: Redo) -> Result<DayEnd, ExportError> {
+        let windows = self.day.windows(chrono::Utc::now());
+        let mut summaries = self.read_summaries(&windows).await?;
+        if let (Some(book), Redo::Check, Some(_)) = (&summaries, redo, self.claim.done_before) {
+            let changed = self.differs_from_stored(book).await?;
+            self.report
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .checked = Some(changed);
+            if !changed {
+                tracing::debug!("the day's summaries match what is stored; not exported again");
+                return Ok(DayEnd::Unchanged);
+            }
+            tracing::info!("the day's summaries show a change; exporting it again");
         }
-        Ok(())
+        // Read twice at most: an id on one side only may be a transaction
+        // that arrived between the two reads.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let with_summaries = summaries.is_some();
+            *self.summaries.lock().unwrap_or_else(|e| e.into_inner()) = summaries.take();
+            self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.anonymous.store(0, Ordering::Relaxed);
+            for window in &windows {
+                self.export_window(*window).await?;
+            }
+            if !with_summaries {
+                return Ok(DayEnd::Exported);
+            }
+            match self.agreed_ids() {
+                Ok(Some(ids)) => {
+                    self.remove_vanished(&ids).await?;
+                    return Ok(DayEnd::Exported);
+                }
+                Ok(None) => return Ok(DayEnd::Exported),
+                Err(e) if attempt == 1 => {
+                    tracing::warn!(error = %e, "the export and the summaries disagree; reading both again");
+                    summaries = self.read_summaries(&windows).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn export_window(&self, window: ExportWindow) -> Result<(), ExportError> {
@@ -353,7 +519,11 @@ impl DayExport<'_> {
         );
         let first = first?;
         let ahead = Mutex::new(second.ok());
-        let mut total = first.total;
+        // What the pages say of the window's size: the largest total (or
+        // lower bound, where a page has no total), and the exact end where
+        // a page without a total was short.
+        let (mut total, mut end) = implied_size(first.total, 1, first.records.len() as u64);
+        let mut reported = first.total.unwrap_or(0);
         let received = AtomicU64::new(0);
         self.store(window, 1, first, &received)
             .instrument(tracing::info_span!("page", page = 1))
@@ -362,24 +532,29 @@ impl DayExport<'_> {
         // `total` may grow between builds (late transactions): keep going
         // until every page the largest total implies is stored.
         loop {
-            let pages = total.div_ceil(PAGE_SIZE);
+            let target = end.unwrap_or(total);
+            let pages = target.div_ceil(PAGE_SIZE);
             if done >= pages {
                 // Every page held what its place implies, so this holds
                 // too; checked once more, as it is the promise of `done`.
                 let received = received.load(Ordering::Relaxed);
-                if received < total {
+                let due = target.max(reported);
+                if received < due {
                     return Err(ExportError::Incomplete {
                         window,
                         received,
-                        total,
+                        total: due,
                     });
                 }
                 return Ok(());
             }
             let seen = AtomicU64::new(total);
+            let seen_reported = AtomicU64::new(reported);
+            let ends = Mutex::new(end);
             stream::iter(done + 1..=pages)
                 .map(|page| {
-                    let (seen, ahead, received) = (&seen, &ahead, &received);
+                    let (seen, seen_reported, ends, ahead, received) =
+                        (&seen, &seen_reported, &ends, &ahead, &received);
                     let span = tracing::info_span!("page", page);
                     async move {
                         let page = page as u32;
@@ -391,7 +566,14 @@ impl DayExport<'_> {
                         let data = self
                             .fetch_page(window, page, Priority::Continue, job)
                             .await?;
-                        seen.fetch_max(data.total, Ordering::Relaxed);
+                        let (lower, exact) =
+                            implied_size(data.total, page, data.records.len() as u64);
+                        seen.fetch_max(lower, Ordering::Relaxed);
+                        seen_reported.fetch_max(data.total.unwrap_or(0), Ordering::Relaxed);
+                        if let Some(exact) = exact {
+                            let mut ends = ends.lock().unwrap_or_else(|e| e.into_inner());
+                            *ends = Some(ends.map_or(exact, |e: u64| e.min(exact)));
+                        }
                         self.store(window, page, data, received).await
                     }
                     .instrument(span)
@@ -400,8 +582,10 @@ impl DayExport<'_> {
                 .try_collect::<()>()
                 .await?;
             done = pages;
+            end = ends.into_inner().unwrap_or_else(|e| e.into_inner());
+            reported = seen_reported.load(Ordering::Relaxed);
             let grown = seen.load(Ordering::Relaxed);
-            if grown > total {
+            if grown > total && end.is_none() && reported >= grown {
                 tracing::warn!(
                     total,
                     grown,
@@ -425,9 +609,16 @@ impl DayExport<'_> {
         received.fetch_add(data.records.len() as u64, Ordering::Relaxed);
         let mut records = Vec::with_capacity(data.records.len());
         let mut rejected = Vec::new();
+        let mut disagreements = 0u64;
         for raw in data.records {
             match Transaction::from_raw(raw) {
-                Ok(t) if window.contains(t.completed_at) => records.push(t),
+                Ok(mut t) if window.contains(t.completed_at) => {
+                    let summaries = self.summaries.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(summary) = summaries.as_ref().and_then(|s| s.get(&t.id)) {
+                        disagreements += u64::from(summary.apply_to(&mut t));
+                    }
+                    records.push(t)
+                }
                 Ok(t) => rejected.push(Rejected {
                     reason: format!(
                         "transaction {}: completeDate {} lies outside the requested window {window}",
@@ -442,6 +633,21 @@ impl DayExport<'_> {
         }
         for r in &rejected {
             tracing::warn!(page, reason = %r.reason, "record quarantined in sonnys.rejected_records");
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.extend(records.iter().map(|t| t.id.clone()));
+            seen.extend(rejected.iter().filter_map(|r| r.transaction_id.clone()));
+            let anonymous = rejected
+                .iter()
+                .filter(|r| r.transaction_id.is_none())
+                .count();
+            self.anonymous
+                .fetch_add(anonymous as u64, Ordering::Relaxed);
+        }
+        if disagreements > 0 {
+            tracing::info!(page, fields = disagreements, "the export's membership flags or status disagree with the summaries; the summaries win");
+            crate::metrics::summary_disagreements(self.account.account.as_str(), disagreements);
         }
         let a = self.account;
         let write = store::ride_out(a.outage, "store a page", || {
@@ -474,6 +680,7 @@ impl DayExport<'_> {
         report.write.updated += write.updated;
         report.write.unchanged += write.unchanged;
         report.write.rejected += write.rejected;
+        report.disagreements += disagreements;
         Ok(())
     }
 
@@ -536,15 +743,19 @@ impl DayExport<'_> {
                             } else {
                                 builds.settled(submitted.elapsed());
                             }
-                            if data.total > self.account.max_total {
+                            if let Some(total) = data.total.filter(|t| *t > self.account.max_total)
+                            {
                                 return Err(ExportError::AbsurdTotal {
                                     window,
-                                    total: data.total,
+                                    total,
                                     limit: self.account.max_total,
                                 });
                             }
-                            let (got, due) =
-                                (data.records.len() as u64, due_on_page(data.total, page));
+                            // Without a total, a short page is the window's
+                            // end (as the public client reads it); the
+                            // summaries' ids catch a page that was cut.
+                            let got = data.records.len() as u64;
+                            let due = data.total.map_or(0, |total| due_on_page(total, page));
                             if got >= due {
                                 return Ok(data);
                             }
@@ -678,6 +889,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_without_a_total_ends_the_window_only_when_it_is_short() {
+        // A full first page without a total: at least one more page.
+        assert_eq!(implied_size(None, 1, 100), (101, None));
+        // A short third page without a total: the window ends there.
+        assert_eq!(implied_size(None, 3, 42), (242, Some(242)));
+        assert_eq!(implied_size(None, 2, 0), (100, Some(100)));
+        // A total is taken as it is.
+        assert_eq!(implied_size(Some(250), 1, 100), (250, None));
+    }
 
     #[test]
     fn jobs_that_linger_after_their_build_do_not_ratchet_the_first_poll_delay_up() {
