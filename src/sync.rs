@@ -1069,7 +1069,11 @@ mod tests {
         let redo = |d, lookback, full| recent.redo(Chicago, now, date(11, d), lookback, full);
         assert_eq!(redo(28, Lookback::Summaries, false), Redo::Check);
         assert_eq!(redo(27, Lookback::Summaries, false), Redo::Check);
-        assert_eq!(redo(26, Lookback::Summaries, false), Redo::No, "past the lookback");
+        assert_eq!(
+            redo(26, Lookback::Summaries, false),
+            Redo::No,
+            "past the lookback"
+        );
         assert_eq!(redo(28, Lookback::Summaries, true), Redo::Whole);
         assert_eq!(redo(28, Lookback::Full, false), Redo::Whole);
         let range = |missing_only| DaySelection::Range {

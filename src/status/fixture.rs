@@ -130,6 +130,7 @@ pub fn account(name: &str, sites: Vec<SiteStatus>) -> AccountStatus {
         name: name.to_owned(),
         sites,
         people: Vec::new(),
+        lookback: None,
     }
 }
 

@@ -54,6 +54,50 @@ pub struct AccountStatus {
     pub sites: Vec<SiteStatus>,
     /// The labour and membership exports, when they ever ran.
     pub people: Vec<PeopleStatus>,
+    /// How often the lookback's checks by summaries found a change over
+    /// the last [`LOOKBACK_SHOWN_DAYS`] days; `None` without any check.
+    pub lookback: Option<LookbackStatus>,
+}
+
+/// Days of lookback checks the status shows.
+pub const LOOKBACK_SHOWN_DAYS: i64 = 30;
+
+/// The lookback checks of an account over the last [`LOOKBACK_SHOWN_DAYS`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LookbackStatus {
+    /// Done site-days compared with their summaries.
+    pub checks: i64,
+    /// Of which the summaries showed a change (exported again).
+    pub changed: i64,
+}
+
+impl LookbackStatus {
+    /// The line shown for it, e.g. "42 site-days checked by their summaries
+    /// in 30 days, 3 changed (7.1 %)".
+    pub fn describe(&self) -> String {
+        format!(
+            "lookback: {} site-days checked by their summaries in {LOOKBACK_SHOWN_DAYS} days, {} changed ({:.1} %) and exported again",
+            self.checks,
+            self.changed,
+            if self.checks == 0 {
+                0.0
+            } else {
+                100.0 * self.changed as f64 / self.checks as f64
+            }
+        )
+    }
+}
+
+/// The account's lookback checks since `since`.
+async fn lookback_status(
+    pool: &sqlx::PgPool,
+    account: &crate::domain::AccountName,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Option<LookbackStatus>> {
+    let history = crate::store::lookback::check_history(pool, Some(account), since).await?;
+    let checks: i64 = history.iter().map(|h| h.checks).sum();
+    let changed: i64 = history.iter().map(|h| h.changed).sum();
+    Ok((checks > 0).then_some(LookbackStatus { checks, changed }))
 }
 
 /// The latest labour or membership export of an account.
@@ -368,6 +412,12 @@ impl Snapshot {
                 name: account.name.to_string(),
                 sites: site_statuses,
                 people: people_status(pool, account.name.as_str()).await?,
+                lookback: lookback_status(
+                    pool,
+                    &account.name,
+                    now - chrono::Duration::days(LOOKBACK_SHOWN_DAYS),
+                )
+                .await?,
             });
         }
         Ok(Snapshot {
@@ -388,5 +438,23 @@ impl Snapshot {
         self.accounts
             .iter()
             .any(|a| a.sites.is_empty() || a.sites.iter().any(|s| !s.missing.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod lookback_tests {
+    use super::LookbackStatus;
+
+    #[test]
+    fn the_lookback_line_says_how_often_a_check_found_a_change() {
+        let line = LookbackStatus {
+            checks: 42,
+            changed: 3,
+        }
+        .describe();
+        assert!(
+            line.contains("42 site-days checked") && line.contains("3 changed (7.1 %)"),
+            "{line}"
+        );
     }
 }

@@ -151,6 +151,9 @@ fn account_section(snapshot: &Snapshot, account: &AccountStatus) -> Markup {
                     @if stale > 0 { ", " (stale) " stale" }
                 }
             }
+            @if let Some(lookback) = &account.lookback {
+                p.lookback.muted { (lookback.describe()) }
+            }
             @for p in &account.people {
                 p.people.muted {
                     (p.data) ": last export "

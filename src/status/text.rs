@@ -77,6 +77,9 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
         if account.sites.is_empty() {
             writeln!(out, "  no site")?;
         }
+        if let Some(lookback) = &account.lookback {
+            writeln!(out, "  {}", lookback.describe())?;
+        }
         for p in &account.people {
             let zone = snapshot.schedule_timezone;
             writeln!(

@@ -15,6 +15,7 @@ mod report;
 mod service;
 mod simulator;
 mod status_page;
+mod summaries;
 mod support;
 mod sync;
 mod tls;

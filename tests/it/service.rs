@@ -340,6 +340,93 @@ async fn sigterm_mid_export_exits_0_with_committed_pages_intact_and_the_next_sta
 }
 
 #[tokio::test]
+async fn sigterm_in_the_middle_of_a_lookback_leaves_every_done_day_done() {
+    let app = TestApp::start(SimulatorConfig {
+        build_latency: Duration::from_millis(300),
+        ..fast_simulator()
+    })
+    .await;
+    // The lookback re-exports every day whole, so that a restart has a long
+    // lookback to interrupt.
+    let toml = service_toml(&app, YEARLY, 3, 3).replace(
+        "lookback_days = 3\n",
+        "lookback_days = 3\nlookback = \"full\"\n",
+    );
+    let config = ConfigFile::new(&toml);
+    let mut first = ServiceProcess::start(&config.path, &[]);
+    first
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    first.signal("TERM");
+    assert!(first.exit(Duration::from_secs(30)).await.unwrap().success());
+    assert_caught_up(&app, 3, 0).await;
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sonnys.sync_days WHERE status = 'done'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+
+    // One day failed meanwhile, so the restart runs at once; its run looks
+    // at the lookback days again. Stop it once it has committed pages of
+    // some of them while some are still being exported.
+    let (failed_site, failed_date): (String, NaiveDate) = sqlx::query_as(
+        "UPDATE sonnys.sync_days SET status = 'failed'
+          WHERE (account, site_code, business_date) =
+                (SELECT account, site_code, business_date FROM sonnys.sync_days
+                  ORDER BY business_date, account, site_code LIMIT 1)
+         RETURNING site_code, business_date",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let mut again = ServiceProcess::start(&config.path, &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (redoing, running): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE attempts >= 2 AND pages > 0),
+                    count(*) FILTER (WHERE status = 'running')
+               FROM sonnys.sync_days",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        if redoing > 0 && running > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lookback did not start within a minute:\n{}",
+            again.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    again.signal("TERM");
+    let exit = again.exit(Duration::from_secs(30)).await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // Every day that was done is done, whole.
+    let statuses: Vec<(String, String, NaiveDate, String)> = sqlx::query_as(
+        "SELECT account, site_code, business_date, status FROM sonnys.sync_days ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(statuses.len() as i64, done);
+    for (account, code, date, status) in &statuses {
+        if (code, date) != (&failed_site, &failed_date) {
+            assert_eq!(status, "done", "{account} {code} {date}");
+        }
+    }
+    // Whole: each holds exactly what the simulator serves.
+    for (account, code, date, _) in &statuses {
+        assert_eq!(
+            stored(&app, account, code, *date).await as usize,
+            app.served(account, code, *date).len(),
+            "{account} {code} {date}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn two_replicas_share_a_run_and_a_killed_replicas_days_are_finished_by_the_other() {
     let app = TestApp::start(SimulatorConfig {
         build_latency: Duration::from_millis(300),

@@ -152,6 +152,7 @@ fn snapshot() -> Snapshot {
                     site("N03", "Lakeside", Chicago, "..................mmmmmmmmmmmn"),
                 ],
                 people: Vec::new(),
+                lookback: None,
             },
             AccountStatus {
                 name: "South Chain".to_owned(),
@@ -165,6 +166,7 @@ fn snapshot() -> Snapshot {
                     ),
                 ],
                 people: Vec::new(),
+                lookback: None,
             },
         ],
     }

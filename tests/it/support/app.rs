@@ -81,9 +81,18 @@ impl TestApp {
     }
 
     pub fn settings(&self) -> Settings {
+        self.settings_with("")
+    }
+
+    /// The test settings with `extra` TOML sections appended.
+    pub fn settings_with(&self, extra: &str) -> Settings {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, self.config_toml(20, Duration::from_millis(600))).unwrap();
+        let toml = format!(
+            "{}\n{extra}",
+            self.config_toml(20, Duration::from_millis(600))
+        );
+        std::fs::write(&path, toml).unwrap();
         Settings::load(&Sources {
             file: Some(&path),
             env: HashMap::new(),
@@ -112,6 +121,14 @@ impl TestApp {
         };
         syncer
             .run(&plan, &CancellationToken::new(), &Progress::plain())
+            .await
+            .expect("a valid plan")
+    }
+
+    /// Run a sync plan with the test settings plus `extra` TOML.
+    pub async fn sync_plan(&self, plan: &SyncPlan, extra: &str) -> SyncSummary {
+        Syncer::new(Arc::new(self.settings_with(extra)), self.db.pool.clone())
+            .run(plan, &CancellationToken::new(), &Progress::plain())
             .await
             .expect("a valid plan")
     }
