@@ -98,13 +98,14 @@ fn the_reference_table_is_computed_at_the_ceiling() {
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{out}");
-    // 100,000 transactions: 1,000 pages, 2,050 requests, (2050 − 20) / 20 × 15 s.
+    // 100,000 transactions: 1,000 pages, 2.05 export and 1 summary request
+    // a page: 3,050 requests, (3050 − 20) / 20 × 15 s.
     let row = out
         .lines()
         .find(|l| l.trim_start().starts_with("100000"))
         .unwrap();
     assert!(
-        row.contains("1000") && row.contains("2050") && row.contains("25m 23s"),
+        row.contains("1000") && row.contains("3050") && row.contains("37m 53s"),
         "{row}"
     );
 }
@@ -121,9 +122,10 @@ async fn plan_tonight_warns_when_the_next_run_cannot_finish_before_the_deadline(
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sonnys-etl.toml");
-    // One request per 15 s: 2 days without history are 2 pages, 1 + 2 × 2.05
-    // requests, at least (5.1 − 1) × 15 s = 61.5 s, past a deadline a minute
-    // after the run starts; two minutes after, it fits.
+    // One request per 15 s: 2 days without history are 2 pages, 1 + 2 × 3.05
+    // requests (export and summaries), at least (7.1 − 1) × 15 s = 91.5 s,
+    // past a deadline a minute after the run starts; two minutes after, it
+    // fits.
     let toml = |deadline: &str| {
         format!(
             "{}\n[schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"UTC\"\ncatch_up_days = 2\nlookback_days = 0\ndeadline = \"{deadline}\"\n",
