@@ -136,8 +136,10 @@ mod jobs;
 mod members;
 mod people;
 mod people_routes;
+mod query;
 mod server;
 mod staff;
+mod summaries;
 mod throttle;
 
 use std::collections::{HashMap, HashSet};
@@ -180,8 +182,37 @@ pub struct SimulatorConfig {
     pub build_latency: Duration,
     /// How far back `startDate` may reach, in days (the service: about 6 months).
     pub max_age_days: i64,
+    /// Which fields `get-job-data` records carry (the live service: [`RecordShape::Live`]).
+    pub shape: RecordShape,
     /// Faults to inject.
     pub faults: Faults,
+}
+
+/// Which fields the export's records carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordShape {
+    /// As the live service sends them: without `isRecurringPlanSale`,
+    /// `isRecurringPlanRedemption` and `transactionStatus`, which only the
+    /// summaries (`/transaction/version-2`) carry.
+    #[default]
+    Live,
+    /// As the vendor's `TransactionListJobObject` describes them: with
+    /// those three fields.
+    Spec,
+}
+
+impl RecordShape {
+    /// A served record in this shape.
+    fn apply(self, mut record: Value) -> Value {
+        if self == Self::Live {
+            if let Some(fields) = record.as_object_mut() {
+                for field in chain::SUMMARY_ONLY_FIELDS {
+                    fields.remove(*field);
+                }
+            }
+        }
+        record
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -192,9 +223,12 @@ impl Default for SimulatorConfig {
             window: Duration::from_secs(15),
             build_latency: Duration::from_secs(2),
             max_age_days: 183,
-            // The live service sends "" for unset strings; default to it.
+            shape: RecordShape::Live,
+            // The live service sends "" for unset strings and sometimes a
+            // null list total; default to both.
             faults: Faults {
                 empty_strings: true,
+                null_total_rate: 0.1,
                 ..Faults::default()
             },
         }
@@ -235,6 +269,13 @@ pub struct Faults {
     /// polls after their build is done, as the live service sometimes
     /// does: a client cannot assume a build is ready after a fixed time.
     pub extra_working_rate: f64,
+    /// Share of summary pages (`/transaction/version-2` and `/transaction`,
+    /// chosen by their criteria, so the same pages every time) answering
+    /// `"total": null`, as the live service sometimes does.
+    pub null_total_rate: f64,
+    /// Share of jobs (chosen by hash) whose passing `get-job-data` answers
+    /// carry `"total": null`.
+    pub job_null_total_rate: f64,
 }
 
 impl Faults {
@@ -274,6 +315,9 @@ pub struct Counters {
     /// Requests to `/recurring/account/list` and `/status-list`, counted
     /// like `requests`.
     pub member_requests: u64,
+    /// Requests to the summaries, `/transaction/version-2` and
+    /// `/transaction`, counted like `requests`.
+    pub summary_requests: u64,
 }
 
 /// An account of the sample chain, with its demo credentials.
@@ -320,12 +364,16 @@ struct State {
     /// Answers of `/recurring/account/status-list` by request, with when
     /// they were computed.
     status_cache: HashMap<String, (tokio::time::Instant, Value)>,
+    /// Answers of `/transaction/version-2` by criteria hash, with when they
+    /// were computed.
+    summary_cache: HashMap<String, (tokio::time::Instant, Value)>,
 }
 
 struct Inner {
     seed: u64,
     build_latency: Duration,
     max_age_days: i64,
+    shape: RecordShape,
     chain: Chain,
     staff: Staff,
     members: Members,
@@ -357,6 +405,7 @@ impl Simulator {
             jobs: Jobs::default(),
             people: HashMap::new(),
             status_cache: HashMap::new(),
+            summary_cache: HashMap::new(),
         };
         let chain = Chain::new(config.seed);
         Self {
@@ -364,6 +413,7 @@ impl Simulator {
                 seed: config.seed,
                 build_latency: config.build_latency,
                 max_age_days: config.max_age_days,
+                shape: config.shape,
                 staff: Staff::new(config.seed, chain.accounts()),
                 members: Members::new(config.seed),
                 chain,
@@ -426,9 +476,11 @@ impl Simulator {
 
     /// The records of one site (`site_code` `""` is the virtual site) whose
     /// completeDate, truncated to whole seconds, lies in `[start, end]`, as
-    /// `get-job-data` would serve them now: overrides applied, nothing after
-    /// the present, current `""`/`discountAmount` quirks, sorted by
-    /// completeDate then id. Unknown account or site: empty.
+    /// `get-job-data` would serve them now in the spec shape, i.e. the whole
+    /// truth whatever [`RecordShape`] is served (the plan flags and status
+    /// included): overrides applied, nothing after the present, current
+    /// `""`/`discountAmount` quirks, sorted by completeDate then id. Unknown
+    /// account or site: empty.
     pub fn transactions(
         &self,
         api_id: &str,
@@ -489,14 +541,16 @@ impl Simulator {
     }
 
     /// Changes one record, e.g. to void it, change its total or drop an item.
-    /// `f` sees the record as it would be served now (current quirks); `""`
+    /// `f` sees the whole record (as [`Simulator::transactions`] shows it,
+    /// plan flags and status included, current quirks); `""`
     /// in nullable string fields is read back as null and `discountAmount`
     /// as `discount`, so the change survives later fault changes. Setting
     /// the record to `Value::Null` deletes it. Keep `completeDate` within the
     /// record's local day: records are found through the day their id encodes.
     ///
-    /// Builds made afterwards serve the changed record; existing hashes keep
-    /// their snapshot. Returns whether the record exists.
+    /// Builds made afterwards serve the changed record; existing hashes and
+    /// cached summaries keep their snapshot until they expire (or
+    /// [`Simulator::clear_job_cache`]). Returns whether the record exists.
     pub fn update_transaction(&self, api_id: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
         let chain = &self.inner.chain;
         let Some(account) = chain.account_index(api_id) else {
@@ -527,9 +581,12 @@ impl Simulator {
         true
     }
 
-    /// Forgets every job hash, as if 20 minutes had passed.
+    /// Clears every server-side cache of the transaction endpoints, as if
+    /// 20 minutes had passed: every job hash and every cached summary page.
     pub fn clear_job_cache(&self) {
-        lock(&self.inner.state).jobs.clear();
+        let mut state = lock(&self.inner.state);
+        state.jobs.clear();
+        state.summary_cache.clear();
     }
 
     /// From now on `api_id` answers 403 `NotAuthorizedError`.
