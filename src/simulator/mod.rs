@@ -1,13 +1,15 @@
 //! A faithful imitation of the Sonny's Carwash Controls Data API, for tests,
 //! benchmarks, the demo, and operators rehearsing a deployment.
 //!
-//! It serves `GET /v1/site/list`, `POST /v1/transaction/load-job` and
-//! `GET /v1/transaction/get-job-data` over plain HTTP with the service's
-//! authentication, throttle, validation, background builds and error bodies,
-//! plus switchable faults (HTML 500s, failed builds, early expiry, slowness,
-//! and the live service's `""`-for-null and `discountAmount` quirks). It adds
-//! no convenience the real service lacks, so a client that works here has
-//! not been taught anything the live service will not honour.
+//! It serves `GET /v1/site/list`, `POST /v1/transaction/load-job`,
+//! `GET /v1/transaction/get-job-data` and the transaction summaries
+//! `GET /v1/transaction/version-2` and `GET /v1/transaction` over plain HTTP
+//! with the service's authentication, throttle, validation, background
+//! builds, caches and error bodies, plus switchable faults (HTML 500s, failed
+//! builds, early expiry, slowness, null list totals, and the live service's
+//! `""`-for-null and `discountAmount` quirks). It adds no convenience the
+//! real service lacks, so a client that works here has not been taught
+//! anything the live service will not honour.
 //!
 //! It also serves the labour and membership endpoints — `GET /v1/employee`,
 //! `GET /v1/employee/{employee_id}/clock-entries`,
@@ -48,6 +50,38 @@
 //! the change and after the old hash is gone (20 minutes, or
 //! [`Simulator::clear_job_cache`]).
 //!
+//! # The live record shape and the summaries
+//!
+//! By default ([`RecordShape::Live`]) `get-job-data` records are what the
+//! live export sends: without `isRecurringPlanSale`,
+//! `isRecurringPlanRedemption` and `transactionStatus` (`customerId` stays).
+//! [`RecordShape::Spec`] (`simulate --spec-shape`) sends them as the
+//! vendor's `TransactionListJobObject` describes. Either way
+//! [`Simulator::transactions`] and [`Simulator::update_transaction`] work on
+//! the whole record, so a test can set a status the export does not carry.
+//!
+//! A membership redemption (`isRecurringRedemption`,
+//! `isRecurringPlanRedemption`) costs the wash's price, taxed like a sale,
+//! and is settled by one plan tender (`Prepaid` / `RFID Recurring`, `LPR`
+//! or `Washbook Recurring`) for the whole total, as on the live service; so
+//! a client summing `total` over every transaction overstates sales.
+//! A new membership is a plan sale with `isRecurringSale`; an upgrade is a
+//! plan sale without it.
+//!
+//! The summaries are read straight from the request, without a job:
+//! `startDate`, `endDate`, `site`, `limit` (1–100) and `offset` (page from
+//! 1) answer `{"data": {"transactions", "offset", "limit", "total"}}` for
+//! exactly the transactions, in exactly the order, that `load-job` would
+//! export for the same window and site (test changes included). Version-2
+//! items carry `transNumber`, `transId` (the export's `id`), `total`,
+//! `date` (the export's `completeDate`), `customerId`,
+//! `isRecurringPlanSale`, `isRecurringPlanRedemption` and
+//! `transactionStatus`; `/transaction` items the first four. Version 2
+//! answers a request with the same API id, window, site, limit and offset
+//! within 10 minutes from its cache, even after a change;
+//! [`Simulator::clear_job_cache`] clears it along with the job hashes.
+//! `/transaction` is not cached. [`Counters::summary_requests`] counts both.
+//!
 //! # Where the reference is silent
 //!
 //! The simulator picks the reading that asks the most of a client, so a
@@ -61,7 +95,24 @@
 //!   authentication; requests without one are not throttled.
 //! - A job hash belongs to the API id that submitted it; another id gets 404.
 //! - A page number past the last page passes with empty `data` and the
-//!   window's `total`.
+//!   window's `total`; a summary page past the end is an empty list with
+//!   the total.
+//! - The summaries validate their window exactly as `load-job` does:
+//!   `startDate`, `endDate`, `limit` and `offset` are required integers
+//!   (the vendor's document assumes "today" without dates; a client that
+//!   always sends them works either way), the span is at most 24 hours,
+//!   `startDate` at most `max_age_days` back, `endDate` not in the future;
+//!   a `site=` that differs from the site header is a 403.
+//! - The summaries' `total` is the count over all pages. With
+//!   [`Faults::null_total_rate`] (0.1 by default, as the live service
+//!   sometimes does) a page answers `"total": null`; which pages is a
+//!   function of the criteria, so asking again does not help: a client
+//!   must page until a short page. [`Faults::job_null_total_rate`] does
+//!   the same to chosen jobs' `get-job-data` answers.
+//! - In version 2, an unset `customerId` follows the `""`-for-null quirk;
+//!   the plan flags and status are sent as recorded, `null` included (the
+//!   chain has a few records without plan flags and a few without status).
+//!   A voided transaction stays in both the export and the summaries.
 //! - A wrong method on a known path answers 404 `EntityNotFoundError`.
 //! - Nothing later than the present is served: the current day grows as the
 //!   clock advances.
