@@ -43,6 +43,13 @@ const NULLABLE_TOP: &[&str] = &[
     "employeeCashier",
     "employeeGreeter",
 ];
+/// Fields of the full record that the live export leaves out and only the
+/// summaries (`/transaction/version-2`) carry.
+pub(crate) const SUMMARY_ONLY_FIELDS: &[&str] = &[
+    "isRecurringPlanSale",
+    "isRecurringPlanRedemption",
+    "transactionStatus",
+];
 /// Nullable string fields of `items[]`.
 const NULLABLE_ITEM: &[&str] = &["sku"];
 /// Nullable string fields of `tenders[]`.
@@ -736,8 +743,10 @@ impl DayContext<'_> {
                 customer = Some(self.member(rng));
             }
             Kind::Redemption => {
+                // The live service prices a member's wash like a sale and
+                // settles it with the plan's tender: the line is not comped.
                 let w = rng.gen_range(0..WASHES.len());
-                lines.push(Line::comped(&WASHES[w], "Wash"));
+                lines.push(Line::sale(&WASHES[w], "Wash"));
                 flags[1] = true;
                 plan_redemption = Some(true);
                 customer = Some(self.member(rng));
@@ -813,7 +822,7 @@ impl DayContext<'_> {
         let total: Decimal = lines.iter().map(|l| l.net() + l.tax()).sum();
         let total = to_cents(total);
         let tenders = match member_tender {
-            Some((tender, sub)) => vec![Tender::zero(tender, sub)],
+            Some((tender, sub)) => vec![Tender::settling(tender, sub, total)],
             None if total.is_zero() => Vec::new(),
             None => vec![self.payment(rng, total, kind)],
         };
@@ -942,15 +951,15 @@ struct Tender {
 }
 
 impl Tender {
-    /// A tender that settles a zero total (membership, prepaid code, coupon).
-    fn zero(tender: &'static str, sub: Option<&'static str>) -> Self {
-        let zero = to_cents(Decimal::ZERO);
+    /// A tender that settles the whole total without change or card: a
+    /// membership plan (the wash's price), a prepaid code or a coupon (0).
+    fn settling(tender: &'static str, sub: Option<&'static str>, total: Decimal) -> Self {
         Tender {
             tender,
             sub,
-            amount: zero,
-            change: zero,
-            total: zero,
+            amount: total,
+            change: to_cents(Decimal::ZERO),
+            total,
             reference: None,
             last_four: None,
             expiration: None,
@@ -1086,6 +1095,36 @@ mod tests {
                     assert!(set <= 1, "{record}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_redemption_costs_the_wash_and_is_paid_by_the_plan() {
+        let c = chain();
+        let date = NaiveDate::from_ymd_opt(2026, 6, 1).expect("date");
+        let redemptions: Vec<Value> = c
+            .day(0, 0, date)
+            .iter()
+            .filter(|r| r["isRecurringPlanRedemption"] == true)
+            .cloned()
+            .collect();
+        assert!(redemptions.len() > 10, "{}", redemptions.len());
+        for r in &redemptions {
+            assert_eq!(r["isRecurringRedemption"], true, "{r}");
+            let wash = &r["items"][0];
+            let price = WASHES
+                .iter()
+                .find(|w| wash["name"] == w.name)
+                .map(|w| money(w.cents))
+                .expect("a wash");
+            assert_eq!(dec(&wash["net"]), price, "{r}");
+            assert_eq!(dec(&wash["discount"]), Decimal::ZERO, "{r}");
+            assert_eq!(dec(&r["total"]), price + tax_on(price), "{r}");
+            let tenders = r["tenders"].as_array().expect("tenders");
+            assert_eq!(tenders.len(), 1, "{r}");
+            assert_eq!(tenders[0]["tender"], "Prepaid", "{r}");
+            assert!(MEMBER_TENDERS.contains(&tenders[0]["tenderSubType"].as_str().unwrap_or("")));
+            assert_eq!(dec(&tenders[0]["amount"]), dec(&r["total"]), "{r}");
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Faults, Simulator, SimulatorConfig};
+use super::{Faults, RecordShape, Simulator, SimulatorConfig};
 
 /// Command-line settings of `sonnys-etl simulate`.
 #[derive(Clone, Debug, clap::Args)]
@@ -82,6 +82,22 @@ pub struct SimulateArgs {
     /// Share (0–1) of jobs that answer `working` to two more polls after their build is done.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub extra_working_rate: f64,
+
+    /// Send isRecurringPlanSale, isRecurringPlanRedemption and transactionStatus in
+    /// get-job-data records, as the vendor's document describes (the live service
+    /// leaves them out; only transaction/version-2 carries them).
+    #[arg(long)]
+    pub spec_shape: bool,
+
+    /// Share (0–1) of summary pages, always the same ones, answering "total": null
+    /// (the live service does this sometimes).
+    #[arg(long, value_name = "P", default_value_t = 0.1, value_parser = probability)]
+    pub null_total_rate: f64,
+
+    /// Share (0–1) of jobs, always the same ones, whose passing get-job-data answers
+    /// carry "total": null.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
+    pub job_null_total_rate: f64,
 }
 
 fn probability(text: &str) -> Result<f64, String> {
@@ -104,6 +120,11 @@ impl SimulateArgs {
             window: self.window,
             build_latency: self.build_latency,
             max_age_days: self.max_age_days,
+            shape: if self.spec_shape {
+                RecordShape::Spec
+            } else {
+                RecordShape::Live
+            },
             faults: Faults {
                 error_500_rate: self.error_500_rate,
                 fail_rate: self.fail_rate,
@@ -117,6 +138,8 @@ impl SimulateArgs {
                 nul_rate: self.nul_rate,
                 out_of_window_rate: self.out_of_window_rate,
                 extra_working_rate: self.extra_working_rate,
+                null_total_rate: self.null_total_rate,
+                job_null_total_rate: self.job_null_total_rate,
             },
         }
     }
@@ -134,6 +157,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("Sonny's Data API simulator listening");
     println!("  base URL: {}", running.base_url());
     println!("  serves:   site/list, transaction/load-job, transaction/get-job-data,");
+    println!("            transaction/version-2, transaction,");
     println!("            employee, employee/{{employee_id}}/clock-entries,");
     println!("            recurring/account/list, recurring/account/status-list");
     println!(
@@ -203,6 +227,32 @@ mod tests {
         assert_eq!(config.window, Duration::from_secs(15));
         assert!(config.faults.empty_strings);
         assert!(!config.faults.discount_amount);
+        assert_eq!(config.shape, RecordShape::Live);
+        assert_eq!(config.faults.null_total_rate, 0.1);
+        assert_eq!(config.faults.job_null_total_rate, 0.0);
+        let library = SimulatorConfig::default();
+        assert_eq!(config.shape, library.shape);
+        assert_eq!(
+            config.faults.null_total_rate,
+            library.faults.null_total_rate
+        );
+    }
+
+    #[test]
+    fn the_spec_shape_and_null_totals_are_flags() {
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--spec-shape",
+            "--null-total-rate",
+            "0",
+            "--job-null-total-rate",
+            "0.5",
+        ])
+        .expect("parses");
+        let config = cli.args.config();
+        assert_eq!(config.shape, RecordShape::Spec);
+        assert_eq!(config.faults.null_total_rate, 0.0);
+        assert_eq!(config.faults.job_null_total_rate, 0.5);
     }
 
     #[test]

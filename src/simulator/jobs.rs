@@ -16,7 +16,7 @@ pub(crate) const JOB_TTL: Duration = Duration::from_secs(20 * 60);
 /// The only page size the service accepts.
 pub(crate) const PAGE_SIZE: u32 = 100;
 
-/// The criteria of one `load-job` request, after validation.
+/// The criteria of one `load-job` or summaries request, after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Criteria {
     pub api_id: String,

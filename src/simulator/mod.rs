@@ -1,13 +1,15 @@
 //! A faithful imitation of the Sonny's Carwash Controls Data API, for tests,
 //! benchmarks, the demo, and operators rehearsing a deployment.
 //!
-//! It serves `GET /v1/site/list`, `POST /v1/transaction/load-job` and
-//! `GET /v1/transaction/get-job-data` over plain HTTP with the service's
-//! authentication, throttle, validation, background builds and error bodies,
-//! plus switchable faults (HTML 500s, failed builds, early expiry, slowness,
-//! and the live service's `""`-for-null and `discountAmount` quirks). It adds
-//! no convenience the real service lacks, so a client that works here has
-//! not been taught anything the live service will not honour.
+//! It serves `GET /v1/site/list`, `POST /v1/transaction/load-job`,
+//! `GET /v1/transaction/get-job-data` and the transaction summaries
+//! `GET /v1/transaction/version-2` and `GET /v1/transaction` over plain HTTP
+//! with the service's authentication, throttle, validation, background
+//! builds, caches and error bodies, plus switchable faults (HTML 500s, failed
+//! builds, early expiry, slowness, null list totals, and the live service's
+//! `""`-for-null and `discountAmount` quirks). It adds no convenience the
+//! real service lacks, so a client that works here has not been taught
+//! anything the live service will not honour.
 //!
 //! It also serves the labour and membership endpoints — `GET /v1/employee`,
 //! `GET /v1/employee/{employee_id}/clock-entries`,
@@ -48,6 +50,38 @@
 //! the change and after the old hash is gone (20 minutes, or
 //! [`Simulator::clear_job_cache`]).
 //!
+//! # The live record shape and the summaries
+//!
+//! By default ([`RecordShape::Live`]) `get-job-data` records are what the
+//! live export sends: without `isRecurringPlanSale`,
+//! `isRecurringPlanRedemption` and `transactionStatus` (`customerId` stays).
+//! [`RecordShape::Spec`] (`simulate --spec-shape`) sends them as the
+//! vendor's `TransactionListJobObject` describes. Either way
+//! [`Simulator::transactions`] and [`Simulator::update_transaction`] work on
+//! the whole record, so a test can set a status the export does not carry.
+//!
+//! A membership redemption (`isRecurringRedemption`,
+//! `isRecurringPlanRedemption`) costs the wash's price, taxed like a sale,
+//! and is settled by one plan tender (`Prepaid` / `RFID Recurring`, `LPR`
+//! or `Washbook Recurring`) for the whole total, as on the live service; so
+//! a client summing `total` over every transaction overstates sales.
+//! A new membership is a plan sale with `isRecurringSale`; an upgrade is a
+//! plan sale without it.
+//!
+//! The summaries are read straight from the request, without a job:
+//! `startDate`, `endDate`, `site`, `limit` (1–100) and `offset` (page from
+//! 1) answer `{"data": {"transactions", "offset", "limit", "total"}}` for
+//! exactly the transactions, in exactly the order, that `load-job` would
+//! export for the same window and site (test changes included). Version-2
+//! items carry `transNumber`, `transId` (the export's `id`), `total`,
+//! `date` (the export's `completeDate`), `customerId`,
+//! `isRecurringPlanSale`, `isRecurringPlanRedemption` and
+//! `transactionStatus`; `/transaction` items the first four. Version 2
+//! answers a request with the same API id, window, site, limit and offset
+//! within 10 minutes from its cache, even after a change;
+//! [`Simulator::clear_job_cache`] clears it along with the job hashes.
+//! `/transaction` is not cached. [`Counters::summary_requests`] counts both.
+//!
 //! # Where the reference is silent
 //!
 //! The simulator picks the reading that asks the most of a client, so a
@@ -61,7 +95,24 @@
 //!   authentication; requests without one are not throttled.
 //! - A job hash belongs to the API id that submitted it; another id gets 404.
 //! - A page number past the last page passes with empty `data` and the
-//!   window's `total`.
+//!   window's `total`; a summary page past the end is an empty list with
+//!   the total.
+//! - The summaries validate their window exactly as `load-job` does:
+//!   `startDate`, `endDate`, `limit` and `offset` are required integers
+//!   (the vendor's document assumes "today" without dates; a client that
+//!   always sends them works either way), the span is at most 24 hours,
+//!   `startDate` at most `max_age_days` back, `endDate` not in the future;
+//!   a `site=` that differs from the site header is a 403.
+//! - The summaries' `total` is the count over all pages. With
+//!   [`Faults::null_total_rate`] (0.1 by default, as the live service
+//!   sometimes does) a page answers `"total": null`; which pages is a
+//!   function of the criteria, so asking again does not help: a client
+//!   must page until a short page. [`Faults::job_null_total_rate`] does
+//!   the same to chosen jobs' `get-job-data` answers.
+//! - In version 2, an unset `customerId` follows the `""`-for-null quirk;
+//!   the plan flags and status are sent as recorded, `null` included (the
+//!   chain has a few records without plan flags and a few without status).
+//!   A voided transaction stays in both the export and the summaries.
 //! - A wrong method on a known path answers 404 `EntityNotFoundError`.
 //! - Nothing later than the present is served: the current day grows as the
 //!   clock advances.
@@ -136,8 +187,10 @@ mod jobs;
 mod members;
 mod people;
 mod people_routes;
+mod query;
 mod server;
 mod staff;
+mod summaries;
 mod throttle;
 
 use std::collections::{HashMap, HashSet};
@@ -180,8 +233,37 @@ pub struct SimulatorConfig {
     pub build_latency: Duration,
     /// How far back `startDate` may reach, in days (the service: about 6 months).
     pub max_age_days: i64,
+    /// Which fields `get-job-data` records carry (the live service: [`RecordShape::Live`]).
+    pub shape: RecordShape,
     /// Faults to inject.
     pub faults: Faults,
+}
+
+/// Which fields the export's records carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordShape {
+    /// As the live service sends them: without `isRecurringPlanSale`,
+    /// `isRecurringPlanRedemption` and `transactionStatus`, which only the
+    /// summaries (`/transaction/version-2`) carry.
+    #[default]
+    Live,
+    /// As the vendor's `TransactionListJobObject` describes them: with
+    /// those three fields.
+    Spec,
+}
+
+impl RecordShape {
+    /// A served record in this shape.
+    fn apply(self, mut record: Value) -> Value {
+        if self == Self::Live {
+            if let Some(fields) = record.as_object_mut() {
+                for field in chain::SUMMARY_ONLY_FIELDS {
+                    fields.remove(*field);
+                }
+            }
+        }
+        record
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -192,9 +274,12 @@ impl Default for SimulatorConfig {
             window: Duration::from_secs(15),
             build_latency: Duration::from_secs(2),
             max_age_days: 183,
-            // The live service sends "" for unset strings; default to it.
+            shape: RecordShape::Live,
+            // The live service sends "" for unset strings and sometimes a
+            // null list total; default to both.
             faults: Faults {
                 empty_strings: true,
+                null_total_rate: 0.1,
                 ..Faults::default()
             },
         }
@@ -235,6 +320,13 @@ pub struct Faults {
     /// polls after their build is done, as the live service sometimes
     /// does: a client cannot assume a build is ready after a fixed time.
     pub extra_working_rate: f64,
+    /// Share of summary pages (`/transaction/version-2` and `/transaction`,
+    /// chosen by their criteria, so the same pages every time) answering
+    /// `"total": null`, as the live service sometimes does.
+    pub null_total_rate: f64,
+    /// Share of jobs (chosen by hash) whose passing `get-job-data` answers
+    /// carry `"total": null`.
+    pub job_null_total_rate: f64,
 }
 
 impl Faults {
@@ -274,6 +366,9 @@ pub struct Counters {
     /// Requests to `/recurring/account/list` and `/status-list`, counted
     /// like `requests`.
     pub member_requests: u64,
+    /// Requests to the summaries, `/transaction/version-2` and
+    /// `/transaction`, counted like `requests`.
+    pub summary_requests: u64,
 }
 
 /// An account of the sample chain, with its demo credentials.
@@ -320,12 +415,16 @@ struct State {
     /// Answers of `/recurring/account/status-list` by request, with when
     /// they were computed.
     status_cache: HashMap<String, (tokio::time::Instant, Value)>,
+    /// Answers of `/transaction/version-2` by criteria hash, with when they
+    /// were computed.
+    summary_cache: HashMap<String, (tokio::time::Instant, Value)>,
 }
 
 struct Inner {
     seed: u64,
     build_latency: Duration,
     max_age_days: i64,
+    shape: RecordShape,
     chain: Chain,
     staff: Staff,
     members: Members,
@@ -357,6 +456,7 @@ impl Simulator {
             jobs: Jobs::default(),
             people: HashMap::new(),
             status_cache: HashMap::new(),
+            summary_cache: HashMap::new(),
         };
         let chain = Chain::new(config.seed);
         Self {
@@ -364,6 +464,7 @@ impl Simulator {
                 seed: config.seed,
                 build_latency: config.build_latency,
                 max_age_days: config.max_age_days,
+                shape: config.shape,
                 staff: Staff::new(config.seed, chain.accounts()),
                 members: Members::new(config.seed),
                 chain,
@@ -426,9 +527,11 @@ impl Simulator {
 
     /// The records of one site (`site_code` `""` is the virtual site) whose
     /// completeDate, truncated to whole seconds, lies in `[start, end]`, as
-    /// `get-job-data` would serve them now: overrides applied, nothing after
-    /// the present, current `""`/`discountAmount` quirks, sorted by
-    /// completeDate then id. Unknown account or site: empty.
+    /// `get-job-data` would serve them now in the spec shape, i.e. the whole
+    /// truth whatever [`RecordShape`] is served (the plan flags and status
+    /// included): overrides applied, nothing after the present, current
+    /// `""`/`discountAmount` quirks, sorted by completeDate then id. Unknown
+    /// account or site: empty.
     pub fn transactions(
         &self,
         api_id: &str,
@@ -489,14 +592,16 @@ impl Simulator {
     }
 
     /// Changes one record, e.g. to void it, change its total or drop an item.
-    /// `f` sees the record as it would be served now (current quirks); `""`
+    /// `f` sees the whole record (as [`Simulator::transactions`] shows it,
+    /// plan flags and status included, current quirks); `""`
     /// in nullable string fields is read back as null and `discountAmount`
     /// as `discount`, so the change survives later fault changes. Setting
     /// the record to `Value::Null` deletes it. Keep `completeDate` within the
     /// record's local day: records are found through the day their id encodes.
     ///
-    /// Builds made afterwards serve the changed record; existing hashes keep
-    /// their snapshot. Returns whether the record exists.
+    /// Builds made afterwards serve the changed record; existing hashes and
+    /// cached summaries keep their snapshot until they expire (or
+    /// [`Simulator::clear_job_cache`]). Returns whether the record exists.
     pub fn update_transaction(&self, api_id: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
         let chain = &self.inner.chain;
         let Some(account) = chain.account_index(api_id) else {
@@ -527,9 +632,12 @@ impl Simulator {
         true
     }
 
-    /// Forgets every job hash, as if 20 minutes had passed.
+    /// Clears every server-side cache of the transaction endpoints, as if
+    /// 20 minutes had passed: every job hash and every cached summary page.
     pub fn clear_job_cache(&self) {
-        lock(&self.inner.state).jobs.clear();
+        let mut state = lock(&self.inner.state);
+        state.jobs.clear();
+        state.summary_cache.clear();
     }
 
     /// From now on `api_id` answers 403 `NotAuthorizedError`.

@@ -1,5 +1,6 @@
-//! HTTP face of the simulator: the three routes the export needs and the
-//! labour and membership routes (in `people_routes`), behind one gate that
+//! HTTP face of the simulator: the three routes the export needs, the
+//! transaction summaries (in `summaries`) and the labour and membership
+//! routes (in `people_routes`), behind one gate that
 //! applies slowness, the throttle, injected 500s and authentication in the
 //! order a request meets them at the real service.
 
@@ -18,11 +19,8 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chain::render;
-use super::jobs::{build_time, page, Criteria, Job, Outcome, PAGE_SIZE};
-use super::{lock, people_routes, Simulator};
-
-/// The longest span one export window may cover.
-const MAX_SPAN_SECS: i64 = 24 * 60 * 60;
+use super::jobs::{build_time, page, Job, Outcome, PAGE_SIZE};
+use super::{lock, people_routes, query, summaries, Simulator};
 
 /// The page a misbehaving proxy in front of the service returns.
 const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n\
@@ -102,6 +100,8 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1/site/list", get(site_list))
         .route("/v1/transaction/load-job", post(load_job))
         .route("/v1/transaction/get-job-data", get(get_job_data))
+        .route("/v1/transaction", get(summaries::plain))
+        .route("/v1/transaction/version-2", get(summaries::version_2))
         .route("/v1/employee", get(people_routes::employees))
         .route(
             "/v1/employee/{employee_id}/clock-entries",
@@ -135,6 +135,7 @@ fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
 enum Family {
     Labour,
     Members,
+    Summaries,
     Other,
 }
 
@@ -144,6 +145,8 @@ impl Family {
             Self::Labour
         } else if path.starts_with("/v1/recurring/") {
             Self::Members
+        } else if path == "/v1/transaction" || path == "/v1/transaction/version-2" {
+            Self::Summaries
         } else {
             Self::Other
         }
@@ -180,6 +183,7 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
         match family {
             Family::Labour => counters.labour_requests += 1,
             Family::Members => counters.member_requests += 1,
+            Family::Summaries => counters.summary_requests += 1,
             Family::Other => {}
         }
         if let Some(verdict) = verdict {
@@ -261,93 +265,6 @@ pub(super) fn query_params(raw: Option<&str>) -> HashMap<String, String> {
     params
 }
 
-/// The validated criteria of a `load-job` request (without the API id).
-#[derive(Debug, PartialEq, Eq)]
-struct LoadJobParams {
-    start: i64,
-    end: i64,
-    site: Option<String>,
-    limit: u32,
-    offset: u32,
-}
-
-/// Validates `load-job` parameters, collecting every message as the service does.
-fn validate_load_job(
-    params: &HashMap<String, String>,
-    now: i64,
-    max_age_days: i64,
-) -> Result<LoadJobParams, Vec<String>> {
-    let mut messages = Vec::new();
-    let mut integer = |name: &str, what: &str| -> Option<i64> {
-        match params.get(name).map(|v| v.trim()) {
-            None | Some("") => {
-                messages.push(format!("The {name} field is required."));
-                None
-            }
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    messages.push(format!("The {name} must be {what}."));
-                    None
-                }
-            },
-        }
-    };
-    let start = integer("startDate", "an integer Unix timestamp in seconds");
-    let end = integer("endDate", "an integer Unix timestamp in seconds");
-    let limit = integer("limit", "100");
-    let offset = integer("offset", "an integer page number of at least 1");
-
-    let limit = limit.and_then(|l| {
-        if l == i64::from(PAGE_SIZE) {
-            Some(PAGE_SIZE)
-        } else {
-            messages.push("The limit must be 100.".into());
-            None
-        }
-    });
-    let offset = offset.and_then(|o| match u32::try_from(o) {
-        Ok(o) if o >= 1 => Some(o),
-        _ => {
-            messages.push("The offset must be an integer page number of at least 1.".into());
-            None
-        }
-    });
-    if let Some(start) = start {
-        if start < now - max_age_days * 86_400 {
-            messages.push(format!(
-                "The startDate must be no older than {max_age_days} days before today."
-            ));
-        }
-    }
-    if let Some(end) = end {
-        if end > now {
-            messages.push("The endDate must not be in the future.".into());
-        }
-    }
-    if let (Some(start), Some(end)) = (start, end) {
-        if start > end {
-            messages.push("The startDate must be before or equal to the endDate.".into());
-        } else if end - start > MAX_SPAN_SECS {
-            messages.push("The date range must be within a 24 hour time span.".into());
-        }
-    }
-    match (start, end, limit, offset) {
-        (Some(start), Some(end), Some(limit), Some(offset)) if messages.is_empty() => {
-            Ok(LoadJobParams {
-                start,
-                end,
-                // An empty `site=` is read as absent, as form handling
-                // behind such services usually does; see the module docs.
-                site: params.get("site").filter(|s| !s.is_empty()).cloned(),
-                limit,
-                offset,
-            })
-        }
-        _ => Err(messages),
-    }
-}
-
 /// `POST /v1/transaction/load-job`: validates, then starts (or reuses) a build.
 async fn load_job(
     State(sim): State<Simulator>,
@@ -355,24 +272,14 @@ async fn load_job(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let inner = &sim.inner;
-    let params = validate_load_job(
+    let criteria = query::validate(
         &query_params(raw.as_deref()),
         Utc::now().timestamp(),
         inner.max_age_days,
+        PAGE_SIZE..=PAGE_SIZE,
     )
-    .map_err(ApiError::Validation)?;
-    let site = match (params.site, caller.site_header) {
-        (Some(arg), Some(header)) if arg != header => return Err(ApiError::SiteArgsMismatch),
-        (arg, header) => arg.or(header),
-    };
-    let criteria = Criteria {
-        api_id: caller.api_id.clone(),
-        start: params.start,
-        end: params.end,
-        site,
-        limit: params.limit,
-        offset: params.offset,
-    };
+    .map_err(ApiError::Validation)?
+    .criteria(&caller)?;
     let hash = criteria.hash();
 
     let mut guard = lock(&inner.state);
@@ -380,24 +287,13 @@ async fn load_job(
     let now = Instant::now();
     state.jobs.purge(now);
     if state.jobs.needs_build(&hash, now) {
-        let account = &inner.chain.accounts()[caller.account];
-        // An unknown site code is not an error: the build simply finds nothing.
-        let sites: Vec<usize> = (0..account.sites.len())
-            .filter(|&s| {
-                criteria
-                    .site
-                    .as_ref()
-                    .map_or(true, |code| *code == account.sites[s].code)
-            })
-            .collect();
         let outcome = if roll(&mut state.fault_rng, state.faults.fail_rate) {
             Outcome::Fail
         } else {
-            let window = inner.chain.window(
+            let window = query::select(
+                &inner.chain,
                 caller.account,
-                &sites,
-                criteria.start,
-                criteria.end,
+                &criteria,
                 Utc::now(),
                 state.overrides.get(&caller.api_id),
             );
@@ -453,7 +349,7 @@ async fn get_job_data(
         return Err(ApiError::NotFound);
     };
     let (offset, limit) = (job.offset, job.limit);
-    let answer = |status: &str, data: Value, total: usize| {
+    let answer = |status: &str, data: Value, total: Value| {
         Json(json!({ "data": {
             "hash": hash,
             "status": status,
@@ -465,24 +361,28 @@ async fn get_job_data(
     };
     if !job.is_ready(now) {
         counters.polls_working += 1;
-        return Ok(answer("working", json!([]), 0));
+        return Ok(answer("working", json!([]), json!(0)));
     }
     if job.extra_working > 0 {
         counters.polls_working += 1;
         if let Some(job) = state.jobs.get_mut(hash) {
             job.extra_working -= 1;
         }
-        return Ok(answer("working", json!([]), 0));
+        return Ok(answer("working", json!([]), json!(0)));
     }
     match &job.outcome {
-        Outcome::Fail => Ok(answer("fail", json!([]), 0)),
+        Outcome::Fail => Ok(answer("fail", json!([]), json!(0))),
         Outcome::Pass { .. } if roll(&mut state.fault_rng, state.faults.expire_rate) => {
             state.jobs.remove(hash);
             Err(ApiError::NotFound)
         }
         Outcome::Pass { data, total } => {
             let quirks = state.faults.quirks();
-            let mut data: Vec<Value> = data.iter().map(|r| render(r, quirks)).collect();
+            let shape = sim.inner.shape;
+            let mut data: Vec<Value> = data
+                .iter()
+                .map(|r| shape.apply(render(r, quirks)))
+                .collect();
             let faults = state.faults.clone();
             let mut bad_records = 0;
             for record in &mut data {
@@ -497,9 +397,13 @@ async fn get_job_data(
                 }
             }
             let due = data.len();
-            let total = faults
-                .absurd_total
-                .map_or(*total, |t| usize::try_from(t).unwrap_or(usize::MAX));
+            let total = if chosen(hash, "null-total", faults.job_null_total_rate) {
+                Value::Null
+            } else {
+                json!(faults
+                    .absurd_total
+                    .map_or(*total, |t| usize::try_from(t).unwrap_or(usize::MAX)))
+            };
             let data = if roll(&mut state.fault_rng, faults.null_data_rate) {
                 Value::Null
             } else {
@@ -518,76 +422,9 @@ async fn get_job_data(
     }
 }
 
-/// Whether the record `id` is among the `share` chosen for a fault: the
-/// same records every time, so a re-export meets the same faults.
-fn chosen(id: &str, fault: &str, share: f64) -> bool {
+/// Whether the record, job or request `id` is among the `share` chosen for
+/// a fault: the same ones every time, so a re-export meets the same faults.
+pub(super) fn chosen(id: &str, fault: &str, share: f64) -> bool {
     share > 0.0
         && (super::chain::str_hash(&format!("{fault}:{id}")) % 10_000) as f64 / 10_000.0 < share
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    const NOW: i64 = 1_790_000_000;
-
-    #[test]
-    fn a_valid_request_passes() {
-        let p = params(&[
-            ("startDate", "1789900000"),
-            ("endDate", "1789986400"),
-            ("limit", "100"),
-            ("offset", "2"),
-            ("site", "N01"),
-        ]);
-        assert_eq!(
-            validate_load_job(&p, NOW, 183),
-            Ok(LoadJobParams {
-                start: 1_789_900_000,
-                end: 1_789_986_400,
-                site: Some("N01".into()),
-                limit: 100,
-                offset: 2
-            })
-        );
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
-        let p = params(&[
-            ("startDate", "abc"),
-            ("endDate", &(NOW + 10).to_string()),
-            ("limit", "50"),
-            ("offset", "0"),
-        ]);
-        let messages = validate_load_job(&p, NOW, 183).expect_err("invalid");
-        assert_eq!(messages.len(), 4, "{messages:?}");
-    }
-
-    #[test]
-    fn spans_over_a_day_and_old_starts_are_rejected() {
-        let check = |start: i64, end: i64| {
-            validate_load_job(
-                &params(&[
-                    ("startDate", &start.to_string()),
-                    ("endDate", &end.to_string()),
-                    ("limit", "100"),
-                    ("offset", "1"),
-                ]),
-                NOW,
-                183,
-            )
-        };
-        assert!(check(NOW - 86_400, NOW).is_ok());
-        assert!(check(NOW - 86_401, NOW).is_err());
-        assert!(check(NOW, NOW - 1).is_err());
-        assert!(check(NOW - 184 * 86_400, NOW - 183 * 86_400).is_err());
-    }
 }
