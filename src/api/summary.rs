@@ -6,10 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::model::{flag, text, timestamp, Transaction};
+use super::model::{decimal_of, timestamp, Transaction};
 
 /// Items per summary page: the most the endpoint serves.
 pub const SUMMARY_PAGE_SIZE: u32 = 100;
@@ -20,7 +19,10 @@ pub struct Summary {
     /// `transId`: the export's `id`.
     pub id: String,
     pub number: Option<i64>,
-    pub total: Decimal,
+    /// `None` when the total is missing or not an exact amount.
+    pub total: Option<Decimal>,
+    /// The total as sent, for the digest of an unreadable one.
+    total_text: String,
     pub date: Option<DateTime<Utc>>,
     pub customer_id: Option<String>,
     pub is_recurring_plan_sale: Option<bool>,
@@ -28,65 +30,28 @@ pub struct Summary {
     pub transaction_status: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawSummary {
-    #[serde(default, deserialize_with = "text")]
-    trans_id: Option<String>,
-    #[serde(default, deserialize_with = "text")]
-    trans_number: Option<String>,
-    #[serde(default)]
-    total: Value,
-    #[serde(default, deserialize_with = "optional_timestamp")]
-    date: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "text")]
-    customer_id: Option<String>,
-    #[serde(default, deserialize_with = "flag")]
-    is_recurring_plan_sale: Option<bool>,
-    #[serde(default, deserialize_with = "flag")]
-    is_recurring_plan_redemption: Option<bool>,
-    #[serde(default, deserialize_with = "text")]
-    transaction_status: Option<String>,
-}
-
-fn optional_timestamp<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
-        v => timestamp(v).map(Some).map_err(serde::de::Error::custom),
-    }
-}
-
 impl Summary {
-    /// Parse one item of a summary page; the error names the item and field.
+    /// Parse one item of a summary page. Only a missing `transId` is an
+    /// error (the item cannot be matched with its record); a field that
+    /// cannot be read is left empty, and its text still counts in the
+    /// digest, so one broken field (which the export quarantines with its
+    /// record) never fails the day's other summaries.
     pub fn from_raw(raw: &Value) -> Result<Self, String> {
-        let r = RawSummary::deserialize(raw).map_err(|e| format!("a summary {raw}: {e}"))?;
-        let id = r
-            .trans_id
-            .filter(|id| !id.trim().is_empty())
-            .ok_or_else(|| format!("a summary without `transId`: {raw}"))?;
-        let total = super::model::decimal_of(&r.total)
-            .map_err(|e| format!("summary {id}: total: {e}"))?
-            .ok_or_else(|| format!("summary {id}: `total` is missing"))?;
-        let number = match r.trans_number {
-            None => None,
-            Some(n) => Some(
-                n.trim()
-                    .parse()
-                    .map_err(|_| format!("summary {id}: `transNumber` {n} is not an integer"))?,
-            ),
-        };
+        let field = |name: &str| raw.get(name).unwrap_or(&Value::Null);
+        let id = text_of(field("transId"))
+            .ok_or_else(|| format!("a summary without `transId`: {}", snippet(raw)))?;
+        let date = text_of(field("date"))
+            .and_then(|d| timestamp::<Value>(Value::String(d)).ok());
         Ok(Self {
+            number: text_of(field("transNumber")).and_then(|n| n.trim().parse().ok()),
+            total: decimal_of(field("total")).ok().flatten(),
+            total_text: field("total").to_string(),
+            date,
+            customer_id: text_of(field("customerId")),
+            is_recurring_plan_sale: flag_of(field("isRecurringPlanSale")),
+            is_recurring_plan_redemption: flag_of(field("isRecurringPlanRedemption")),
+            transaction_status: text_of(field("transactionStatus")),
             id,
-            number,
-            total,
-            date: r.date,
-            customer_id: r.customer_id,
-            is_recurring_plan_sale: r.is_recurring_plan_sale,
-            is_recurring_plan_redemption: r.is_recurring_plan_redemption,
-            transaction_status: r.transaction_status,
         })
     }
 
@@ -102,7 +67,8 @@ impl Summary {
             "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
             self.id,
             self.number.map(|n| n.to_string()).unwrap_or_default(),
-            self.total.normalize(),
+            self.total
+                .map_or_else(|| self.total_text.clone(), |t| t.normalize().to_string()),
             self.date
                 .map(|d| d.timestamp_millis().to_string())
                 .unwrap_or_default(),
@@ -134,6 +100,35 @@ impl Summary {
     }
 }
 
+/// A string (or number) field; `""` is null, as everywhere in this API.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A flag; anything but a boolean-like value reads as unknown.
+fn flag_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The start of an item, for an error message.
+fn snippet(raw: &Value) -> String {
+    raw.to_string().chars().take(160).collect()
+}
+
 /// FNV-1a, 64 bits: stable across versions and platforms.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -158,7 +153,7 @@ mod tests {
         let s = Summary::from_raw(&live()).unwrap();
         assert_eq!(s.id, "876:1001");
         assert_eq!(s.number, Some(253425));
-        assert_eq!(s.total, Decimal::new(1299, 2));
+        assert_eq!(s.total, Some(Decimal::new(1299, 2)));
         assert_eq!(s.is_recurring_plan_redemption, Some(true));
         assert_eq!(s.transaction_status.as_deref(), Some("Completed"));
     }
@@ -181,11 +176,23 @@ mod tests {
         let mut void = s.clone();
         void.transaction_status = Some("Voided".into());
         let mut repriced = s.clone();
-        repriced.total = Decimal::new(1099, 2);
+        repriced.total = Some(Decimal::new(1099, 2));
         assert_ne!(s.digest(), void.digest());
         assert_ne!(s.digest(), repriced.digest());
         let mut raw = live();
         raw["total"] = json!("12.990");
         assert_eq!(Summary::from_raw(&raw).unwrap().digest(), s.digest());
+    }
+
+    #[test]
+    fn a_broken_field_leaves_the_summary_readable_by_its_id() {
+        let mut raw = live();
+        raw["total"] = json!("twelve dollars");
+        raw["isRecurringPlanSale"] = json!("maybe");
+        let s = Summary::from_raw(&raw).unwrap();
+        assert_eq!((s.id.as_str(), s.total, s.is_recurring_plan_sale), ("876:1001", None, None));
+        let mut mended = raw.clone();
+        mended["total"] = json!(12.99);
+        assert_ne!(Summary::from_raw(&mended).unwrap().digest(), s.digest());
     }
 }
