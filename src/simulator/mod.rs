@@ -69,8 +69,9 @@
 //! plan sale without it.
 //!
 //! The summaries are read straight from the request, without a job:
-//! `startDate`, `endDate`, `site`, `limit` (1–100) and `offset` (page from
-//! 1) answer `{"data": {"transactions", "offset", "limit", "total"}}` for
+//! `startDate`, `endDate`, `site`, `limit` (1–100) and `offset` (a page
+//! number from 1) answer `{"data": {"transactions", "offset", "limit",
+//! "total"}}` for
 //! exactly the transactions, in exactly the order, that `load-job` would
 //! export for the same window and site (test changes included). Version-2
 //! items carry `transNumber`, `transId` (the export's `id`), `total`,

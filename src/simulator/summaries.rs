@@ -143,6 +143,9 @@ fn summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulator::{Faults, SimulatorConfig};
+    use chrono::{TimeZone, Utc};
+    use chrono_tz::Tz;
 
     fn record() -> Value {
         json!({
@@ -188,5 +191,58 @@ mod tests {
                 "date": "2026-06-01T12:00:00.000Z",
             })
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn version_2_answers_from_its_cache_for_ten_minutes_then_afresh() {
+        let sim = Simulator::new(SimulatorConfig {
+            faults: Faults::default(),
+            ..SimulatorConfig::default()
+        });
+        let api_id = "northside-demo";
+        let caller = Caller {
+            api_id: api_id.into(),
+            account: 0,
+            site_header: None,
+        };
+        let today = Utc::now()
+            .with_timezone(&Tz::America__New_York)
+            .date_naive();
+        let date = today
+            .iter_days()
+            .rev()
+            .skip(1)
+            .find(|d| sim.day_volume(api_id, "N01", *d) > 0)
+            .expect("a recent day with transactions");
+        let start = Tz::America__New_York
+            .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .expect("midnight exists")
+            .timestamp();
+        let raw = format!(
+            "startDate={start}&endDate={}&site=N01&limit=100&offset=1",
+            start + 86_399
+        );
+        let ask = || summaries(&sim, &caller, Some(&raw), Listing::Version2).expect("answer");
+        let before = ask();
+        let items = before["data"]["transactions"].as_array().expect("items");
+        let i = items
+            .iter()
+            .position(|t| t["transactionStatus"] != "Voided")
+            .expect("a transaction not voided");
+        let id = items[i]["transId"].as_str().expect("an id").to_string();
+        assert!(sim.update_transaction(api_id, &id, |r| {
+            r["transactionStatus"] = "Voided".into();
+        }));
+
+        tokio::time::advance(SUMMARY_CACHE_TTL - Duration::from_secs(1)).await;
+        assert_eq!(ask(), before);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let after = ask();
+        assert_eq!(
+            after["data"]["transactions"][i]["transactionStatus"],
+            "Voided"
+        );
+        assert_eq!(after["data"]["total"], before["data"]["total"]);
     }
 }

@@ -1,5 +1,6 @@
 //! The simulator seen over HTTP, as the daemon sees it: throttle, validation,
-//! jobs, auth, paging, the live service's quirks and determinism.
+//! jobs, auth, paging, the live record shape, the summaries and their cache,
+//! the live service's quirks and determinism.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::Value;
-use sonnys_etl::simulator::{Faults, RunningSimulator, Simulator, SimulatorConfig};
+use sonnys_etl::simulator::{Faults, RecordShape, RunningSimulator, Simulator, SimulatorConfig};
 
 const ID: &str = "northside-demo";
 
@@ -87,6 +88,34 @@ impl TestSim {
         .await
     }
 
+    /// `GET` one of the summary endpoints (`/transaction/version-2` or
+    /// `/transaction`).
+    async fn summaries(&self, path: &str, query: &[(&str, String)]) -> (StatusCode, Value) {
+        let (status, body) = self
+            .send(self.client.get(self.url(path)).query(query))
+            .await;
+        (status, serde_json::from_str(&body).expect("JSON body"))
+    }
+
+    /// One page of summaries that must succeed; returns `data`.
+    async fn summary_page(&self, path: &str, query: &[(&str, String)]) -> Value {
+        let (status, body) = self.summaries(path, query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].clone()
+    }
+
+    /// Every record of a window as the export serves it, page by page.
+    async fn export(&self, site: &str, start: i64, end: i64) -> Vec<Value> {
+        let first = self.fetch_page(site, start, end, 1).await;
+        let total = first["total"].as_u64().expect("total") as usize;
+        let mut served: Vec<Value> = first["data"].as_array().expect("data").clone();
+        for page in 2..=total.div_ceil(100) as u32 {
+            let data = self.fetch_page(site, start, end, page).await;
+            served.extend(data["data"].as_array().expect("data").iter().cloned());
+        }
+        served
+    }
+
     /// Submits and polls until the page has passed; returns the job data.
     async fn fetch_page(&self, site: &str, start: i64, end: i64, page: u32) -> Value {
         let hash = self.submit(site, start, end, page).await;
@@ -120,6 +149,36 @@ fn quick() -> SimulatorConfig {
         build_latency: Duration::ZERO,
         ..SimulatorConfig::default()
     }
+}
+
+/// `quick()` with every list `total` given (no null-total pages).
+fn quick_with_totals() -> SimulatorConfig {
+    let mut config = quick();
+    config.faults.null_total_rate = 0.0;
+    config
+}
+
+/// The fields only the summaries carry on the live service.
+const SUMMARY_ONLY: [&str; 3] = [
+    "isRecurringPlanSale",
+    "isRecurringPlanRedemption",
+    "transactionStatus",
+];
+
+/// A full record as the live export sends it.
+fn live(record: &Value) -> Value {
+    let mut record = record.clone();
+    for field in SUMMARY_ONLY {
+        record.as_object_mut().expect("record").remove(field);
+    }
+    record
+}
+
+fn ids(records: &[Value], key: &str) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r[key].as_str().expect("id").to_string())
+        .collect()
 }
 
 /// The most recent completed local date (within 60 days) of N01 whose
@@ -306,7 +365,7 @@ async fn a_busy_day_pages_by_hundred_with_the_window_total() {
             .await;
         served.extend(data["data"].as_array().expect("data").iter().cloned());
     }
-    assert_eq!(served, expected);
+    assert_eq!(served, expected.iter().map(live).collect::<Vec<_>>());
     let beyond = app
         .fetch_page("N01", start.timestamp(), end.timestamp(), 99)
         .await;
@@ -412,7 +471,7 @@ async fn faults_and_overrides_show_over_http() {
     let id = page["data"][0]["id"].as_str().expect("id").to_string();
 
     assert!(app.sim().update_transaction(ID, &id, |r| {
-        r["transactionStatus"] = "Voided".into();
+        r["total"] = 1.23.into();
         r["customerName"] = "Changed Later".into();
     }));
     // The old hash keeps its snapshot; a new build after expiry shows the change.
@@ -420,7 +479,7 @@ async fn faults_and_overrides_show_over_http() {
     assert_eq!(again["data"][0], page["data"][0]);
     app.sim().clear_job_cache();
     let changed = app.fetch_page("N01", start, end, 1).await;
-    assert_eq!(changed["data"][0]["transactionStatus"], "Voided");
+    assert_eq!(changed["data"][0]["total"], 1.23);
     assert_eq!(changed["data"][0]["customerName"], "Changed Later");
 
     app.sim().set_faults(Faults {
@@ -446,4 +505,284 @@ async fn faults_and_overrides_show_over_http() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(serde_json::from_str::<Value>(&body).is_err());
     assert_eq!(app.sim().counters(ID).errors_500, 1);
+}
+
+/// The criteria of a summaries request.
+fn summary_query(
+    site: &str,
+    start: i64,
+    end: i64,
+    limit: u32,
+    page: u32,
+) -> Vec<(&'static str, String)> {
+    let mut query = criteria(site, start, end, page);
+    query[3].1 = limit.to_string();
+    query
+}
+
+#[tokio::test]
+async fn the_live_export_leaves_out_the_plan_flags_and_status_and_the_spec_shape_sends_them() {
+    let live_app = TestSim::start(quick()).await;
+    let spec_app = TestSim::start(SimulatorConfig {
+        shape: RecordShape::Spec,
+        ..quick()
+    })
+    .await;
+    let date = find_day(live_app.sim(), |v| v >= 150);
+    let (start, end) = day_window(date);
+    let (start, end) = (start.timestamp(), end.timestamp());
+    let live_page = live_app.fetch_page("N01", start, end, 1).await;
+    let spec_page = spec_app.fetch_page("N01", start, end, 1).await;
+    let live_records = live_page["data"].as_array().expect("data");
+    let spec_records = spec_page["data"].as_array().expect("data");
+    assert_eq!(live_records.len(), 100);
+    for (l, s) in live_records.iter().zip(spec_records) {
+        for field in SUMMARY_ONLY {
+            assert!(l.get(field).is_none(), "live record carries {field}: {l}");
+            assert!(s.get(field).is_some(), "spec record lacks {field}: {s}");
+        }
+        assert!(l.get("customerId").is_some(), "{l}");
+        assert_eq!(*l, live(s));
+    }
+}
+
+#[tokio::test]
+async fn summaries_page_like_the_export_and_name_the_same_transactions() {
+    let app = TestSim::start(quick_with_totals()).await;
+    let date = find_day(app.sim(), |v| v >= 1_000);
+    let (start, end) = day_window(date);
+    let truth = app.sim().transactions(ID, "N01", start, end);
+    let (start, end) = (start.timestamp(), end.timestamp());
+    let exported = app.export("N01", start, end).await;
+    let pages = exported.len().div_ceil(100) as u32;
+    assert!(pages >= 10, "{pages}");
+
+    let mut v2: Vec<Value> = Vec::new();
+    let mut plain: Vec<Value> = Vec::new();
+    for page in 1..=pages + 1 {
+        let query = summary_query("N01", start, end, 100, page);
+        for (path, into) in [
+            ("/transaction/version-2", &mut v2),
+            ("/transaction", &mut plain),
+        ] {
+            let data = app.summary_page(path, &query).await;
+            assert_eq!(
+                data["total"].as_u64(),
+                Some(exported.len() as u64),
+                "{path}"
+            );
+            assert_eq!(
+                (data["offset"].as_u64(), data["limit"].as_u64()),
+                (Some(u64::from(page)), Some(100))
+            );
+            let items = data["transactions"].as_array().expect("transactions");
+            let expected_len = exported
+                .len()
+                .saturating_sub(100 * (page as usize - 1))
+                .min(100);
+            assert_eq!(items.len(), expected_len, "{path} page {page}");
+            into.extend(items.iter().cloned());
+        }
+    }
+    assert_eq!(ids(&v2, "transId"), ids(&exported, "id"));
+    assert_eq!(ids(&plain, "transId"), ids(&exported, "id"));
+    assert_eq!(ids(&truth, "id"), ids(&exported, "id"));
+    for ((summary, brief), record) in v2.iter().zip(&plain).zip(&truth) {
+        assert_eq!(summary["transNumber"], record["number"]);
+        assert_eq!(summary["total"], record["total"]);
+        assert_eq!(summary["date"], record["completeDate"]);
+        assert_eq!(summary["customerId"], record["customerId"]);
+        for field in SUMMARY_ONLY {
+            assert_eq!(summary[field], record[field], "{field} of {summary}");
+        }
+        let keys: Vec<&String> = brief.as_object().expect("item").keys().collect();
+        assert_eq!(keys.len(), 4, "{brief}");
+        for key in ["transNumber", "transId", "total", "date"] {
+            assert_eq!(brief[key], summary[key]);
+        }
+    }
+    assert!(v2.iter().any(|s| s["transactionStatus"] == "Voided"));
+
+    // Any page size up to 100 cuts the same order.
+    let data = app
+        .summary_page(
+            "/transaction/version-2",
+            &summary_query("N01", start, end, 30, 2),
+        )
+        .await;
+    let items = data["transactions"].as_array().expect("transactions");
+    assert_eq!(ids(items, "transId"), ids(&exported[30..60], "id"));
+
+    let c = app.sim().counters(ID);
+    assert_eq!(c.summary_requests, 2 * u64::from(pages + 1) + 1);
+    assert_eq!(c.load_jobs, u64::from(pages));
+}
+
+#[tokio::test]
+async fn a_redemption_costs_the_wash_and_its_summary_carries_that_total() {
+    let app = TestSim::start(quick_with_totals()).await;
+    let date = find_day(app.sim(), |v| v >= 150);
+    let (start, end) = day_window(date);
+    let (start, end) = (start.timestamp(), end.timestamp());
+    let page = app.fetch_page("N01", start, end, 1).await;
+    let summaries = app
+        .summary_page(
+            "/transaction/version-2",
+            &summary_query("N01", start, end, 100, 1),
+        )
+        .await;
+    let summaries = summaries["transactions"].as_array().expect("transactions");
+    let redemptions: Vec<&Value> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|r| r["isRecurringRedemption"] == true)
+        .collect();
+    assert!(!redemptions.is_empty());
+    for r in redemptions {
+        let total: f64 = r["total"].as_f64().expect("total");
+        assert!(total > 0.0, "{r}");
+        let tenders = r["tenders"].as_array().expect("tenders");
+        assert_eq!(tenders.len(), 1, "{r}");
+        assert_eq!(tenders[0]["amount"], r["total"], "{r}");
+        let summary = summaries
+            .iter()
+            .find(|s| s["transId"] == r["id"])
+            .expect("a summary of every exported transaction");
+        assert_eq!(summary["total"], r["total"]);
+        assert_eq!(summary["isRecurringPlanRedemption"], true);
+    }
+}
+
+#[tokio::test]
+async fn summaries_reject_invalid_criteria_with_422() {
+    let app = TestSim::start(quick()).await;
+    let now = Utc::now().timestamp();
+    let day_ago = now - 86_400;
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("limit 0", summary_query("N01", day_ago, now, 0, 1)),
+        ("limit 101", summary_query("N01", day_ago, now, 101, 1)),
+        ("offset 0", summary_query("N01", day_ago, now, 100, 0)),
+        ("over 24 h", summary_query("N01", day_ago - 1, now, 100, 1)),
+        (
+            "no endDate",
+            summary_query("N01", day_ago, now, 100, 1)
+                .into_iter()
+                .filter(|(k, _)| *k != "endDate")
+                .collect(),
+        ),
+    ];
+    for path in ["/transaction/version-2", "/transaction"] {
+        for (what, query) in &cases {
+            let (status, body) = app.summaries(path, query).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path} {what}: {body}"
+            );
+            assert_eq!(body["type"], "PayloadValidationError", "{path} {what}");
+            assert!(
+                !body["messages"].as_array().expect("messages").is_empty(),
+                "{path} {what}"
+            );
+        }
+    }
+    let (status, body) = app
+        .send(
+            app.client
+                .get(app.url("/transaction/version-2"))
+                .header("X-Sonnys-Site-Code", "N01")
+                .query(&summary_query("N02", day_ago, now, 100, 1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("NotAuthorizedSiteArgsError"), "{body}");
+    assert_eq!(
+        app.sim().counters(ID).summary_requests,
+        2 * cases.len() as u64 + 1
+    );
+}
+
+#[tokio::test]
+async fn version_2_hides_a_change_until_its_cached_answer_is_gone() {
+    let app = TestSim::start(quick_with_totals()).await;
+    let date = find_day(app.sim(), |v| v >= 150);
+    let (start, end) = day_window(date);
+    let (start, end) = (start.timestamp(), end.timestamp());
+    let query = summary_query("N01", start, end, 100, 1);
+    let before = app.summary_page("/transaction/version-2", &query).await;
+    let items = |page: &Value| page["transactions"].as_array().expect("items").clone();
+    // A transaction neither voided nor free, so the change shows.
+    let i = items(&before)
+        .iter()
+        .position(|t| t["transactionStatus"] != "Voided" && t["total"] != 0.0)
+        .expect("a paid transaction");
+    let id = before["transactions"][i]["transId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    assert!(app.sim().update_transaction(ID, &id, |r| {
+        r["transactionStatus"] = "Voided".into();
+        r["total"] = 0.into();
+    }));
+    let cached = app.summary_page("/transaction/version-2", &query).await;
+    assert_eq!(
+        cached, before,
+        "an identical request within 10 minutes is cached"
+    );
+    // Other criteria are another request, and /transaction is not cached.
+    let other = app
+        .summary_page(
+            "/transaction/version-2",
+            &summary_query("N01", start, end, 99, 1),
+        )
+        .await;
+    assert_eq!(other["transactions"][i]["transactionStatus"], "Voided");
+    let plain = app.summary_page("/transaction", &query).await;
+    assert_eq!(plain["transactions"][i]["total"], 0);
+
+    app.sim().clear_job_cache();
+    let after = app.summary_page("/transaction/version-2", &query).await;
+    assert_eq!(after["transactions"][i]["transactionStatus"], "Voided");
+    assert_eq!(after["transactions"][i]["total"], 0);
+    let (mut after, mut before) = (items(&after), items(&before));
+    after.remove(i);
+    before.remove(i);
+    assert_eq!(after, before, "nothing else changed");
+}
+
+#[tokio::test]
+async fn null_totals_come_where_the_knobs_say_and_the_items_still_do() {
+    let mut config = quick();
+    config.faults.null_total_rate = 1.0;
+    config.faults.job_null_total_rate = 1.0;
+    let app = TestSim::start(config).await;
+    let date = find_day(app.sim(), |v| v >= 150);
+    let (start, end) = day_window(date);
+    let (start, end) = (start.timestamp(), end.timestamp());
+    for path in ["/transaction/version-2", "/transaction"] {
+        let data = app
+            .summary_page(path, &summary_query("N01", start, end, 100, 1))
+            .await;
+        assert!(data["total"].is_null(), "{path}: {data}");
+        assert_eq!(data["transactions"].as_array().map(Vec::len), Some(100));
+    }
+    let page = app.fetch_page("N01", start, end, 1).await;
+    assert!(page["total"].is_null(), "{page}");
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(100));
+
+    // Without the knobs every total is given.
+    app.sim().set_faults(Faults::default());
+    app.sim().clear_job_cache();
+    let data = app
+        .summary_page(
+            "/transaction/version-2",
+            &summary_query("N01", start, end, 100, 1),
+        )
+        .await;
+    let volume = app.sim().day_volume(ID, "N01", date) as u64;
+    assert_eq!(data["total"].as_u64(), Some(volume));
+    let page = app.fetch_page("N01", start, end, 1).await;
+    assert_eq!(page["total"].as_u64(), Some(volume));
 }
