@@ -7,6 +7,12 @@
 //! when the weekly clock-entry sweep and the one walk back through
 //! membership history are due, and from which `plan` forecasts their cost.
 //!
+//! Live answers are taken as they come: a clock entry without a clock-in
+//! is quarantined alone in `sonnys.rejected_records` (counted in the
+//! report, `sonnys.people_syncs.rejected` and
+//! `sonnys_etl_rejected_records_total`), an open shift is stored as given,
+//! and bare dates are read in the account's zone ([`PeopleExport::timezone`]).
+//!
 //! Request cost per account and night (pages of 100 unless said):
 //! - labour: ⌈employees / 100⌉ for the list, then one request per employee
 //!   seen in the last `active_weeks` (more for spans over 12 days); on sweep
@@ -89,8 +95,10 @@ pub struct PeopleReport {
     pub requests: u64,
     /// Employees or membership accounts listed.
     pub listed: u64,
-    /// Clock entries or status changes received.
+    /// Clock entries or status changes received (quarantined ones included).
     pub records: u64,
+    /// What was stored; `written.quarantined` counts the clock entries
+    /// set aside in `sonnys.rejected_records` (no clock-in).
     pub written: store::Written,
     /// For labour: whether this was the sweep of every employee.
     pub sweep: bool,
@@ -101,7 +109,9 @@ pub struct PeopleReport {
 pub struct PeopleExport<'a> {
     pub pool: &'a PgPool,
     pub account: &'a AccountName,
-    /// Zone of the account's business days (and of sites without one).
+    /// Zone of the account's business days (and of sites without one). A
+    /// bare date the service sends (a status change's `status_date`, a
+    /// sign-up or cancel date) is that day's midnight in this zone.
     pub timezone: Tz,
     pub client: &'a Client,
     pub cancel: &'a CancellationToken,
@@ -209,9 +219,14 @@ impl PeopleExport<'_> {
                     )
                     .await?;
                 report.listed += accounts.len() as u64;
-                let written = store::upsert_recurring_accounts(self.pool, self.account, &accounts)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let written = store::upsert_recurring_accounts(
+                    self.pool,
+                    self.account,
+                    self.timezone,
+                    &accounts,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 add(&mut report.written, written);
                 Ok(())
             }
@@ -250,9 +265,10 @@ impl PeopleExport<'_> {
                 )
                 .await?;
             report.records += changes.len() as u64;
-            let written = store::upsert_status_changes(self.pool, self.account, &changes)
-                .await
-                .map_err(|e| e.to_string())?;
+            let written =
+                store::upsert_status_changes(self.pool, self.account, self.timezone, &changes)
+                    .await
+                    .map_err(|e| e.to_string())?;
             add(&mut report.written, written);
             Ok(())
         }
@@ -262,7 +278,8 @@ impl PeopleExport<'_> {
         report
     }
 
-    /// One employee's entries of the business days `from..=to`, stored.
+    /// One employee's entries of the business days `from..=to`, stored;
+    /// entries without a clock-in quarantined alone.
     async fn clock_entries(
         &self,
         requests: &AtomicU64,
@@ -270,7 +287,7 @@ impl PeopleExport<'_> {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<(u64, store::Written), String> {
-        let entries = self
+        let read = self
             .call("read clock entries", requests, || {
                 // A day more on each side: the API's date zone is not documented.
                 self.client
@@ -283,11 +300,34 @@ impl PeopleExport<'_> {
             self.timezone,
             id,
             from..=to,
-            &entries,
+            &read.entries,
+            &read.quarantined,
         )
         .await
         .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
-        Ok((entries.len() as u64, written))
+        if written.quarantined > 0 {
+            self.quarantined(&read.quarantined, written.quarantined);
+        }
+        Ok((
+            (read.entries.len() + read.quarantined.len()) as u64,
+            written,
+        ))
+    }
+
+    /// Clock entries set aside on the replaced days: logged once per
+    /// employee and read (every reason is in the table) and counted in
+    /// `sonnys_etl_rejected_records_total`, as quarantined transactions are.
+    fn quarantined(&self, entries: &[crate::api::people::QuarantinedEntry], stored: u64) {
+        if let Some(first) = entries.first() {
+            tracing::warn!(
+                employee_id = first.employee_id,
+                quarantined = stored,
+                reason = %first.reason,
+                "clock entries quarantined in sonnys.rejected_records"
+            );
+        }
+        metrics::counter!(crate::metrics::REJECTED_RECORDS, "account" => self.account.to_string())
+            .increment(stored);
     }
 
     /// Every page of a collection, each page one request under the
@@ -337,17 +377,13 @@ impl PeopleExport<'_> {
             tracing::warn!(data, error = %e, "export failed");
             report.error = Some(e.clone());
         }
-        if let Err(e) = store::finish(
-            self.pool,
-            self.account,
-            data,
-            span,
-            report.requests as i64,
+        let outcome = store::Outcome {
+            requests: report.requests as i64,
             records,
-            result.as_ref().err().map(String::as_str),
-        )
-        .await
-        {
+            rejected: report.written.quarantined as i64,
+            error: result.as_ref().err().map(String::as_str),
+        };
+        if let Err(e) = store::finish(self.pool, self.account, data, span, outcome).await {
             tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
         }
     }
@@ -359,6 +395,7 @@ fn add(total: &mut store::Written, w: store::Written) {
     total.unchanged += w.unchanged;
     total.deleted += w.deleted;
     total.outside += w.outside;
+    total.quarantined += w.quarantined;
 }
 
 fn day_start(date: NaiveDate) -> DateTime<Utc> {

@@ -398,6 +398,13 @@ impl std::fmt::Display for SyncSummary {
                     l.requests,
                     l.error.as_deref().map(|e| format!(" — FAILED: {e}")).unwrap_or_default()
                 )?;
+                if l.written.quarantined > 0 {
+                    writeln!(
+                        f,
+                        "  {} clock entries without a clock-in quarantined in sonnys.rejected_records; the employees' other entries are stored",
+                        l.written.quarantined
+                    )?;
+                }
             }
             if let Some(m) = &a.members {
                 writeln!(

@@ -13,7 +13,7 @@ use url::Url;
 use super::error::ApiError;
 use super::model::{JobData, SiteEntry};
 use super::people::{
-    check_clock_range, check_sign_up_period, clock_entries_of, envelope, ClockEntry, Employee,
+    check_clock_range, check_sign_up_period, clock_entries_of, envelope, ClockEntries, Employee,
     Page, RecurringAccount, StatusChange, LIST_LIMIT, STATUS_LIST_LIMITS,
 };
 use super::summary::{Summary, SUMMARY_PAGE_SIZE};
@@ -294,7 +294,8 @@ impl Client {
     /// included: at most [`CLOCK_ENTRY_MAX_DAYS`] days, else refused without
     /// sending. Which zone the dates are read in is not documented (the
     /// simulator reads UTC dates of the clock-in): ask a day more on each
-    /// side and keep what belongs to the wanted business days.
+    /// side and keep what belongs to the wanted business days. Entries
+    /// without `clockIn` come back set aside, apart from the others.
     ///
     /// [`CLOCK_ENTRY_MAX_DAYS`]: super::people::CLOCK_ENTRY_MAX_DAYS
     pub async fn clock_entries(
@@ -302,7 +303,7 @@ impl Client {
         employee_id: i64,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<ClockEntry>, ApiError> {
+    ) -> Result<ClockEntries, ApiError> {
         // One label for every employee keeps the metrics' labels bounded.
         const ENDPOINT: &str = "employee/clock-entries";
         check_clock_range(from, to).map_err(|problem| ApiError::Refused {

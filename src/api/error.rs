@@ -22,7 +22,9 @@ pub enum ApiError {
     /// The request itself is wrong: a bug or a date outside what the API serves.
     #[error("HTTP 422 {kind}: {message}")]
     Invalid { kind: String, message: String },
-    /// 400 and 5xx: the server could not answer this time.
+    /// 400: a request the server will not take (`UnexpectedFailure`,
+    /// `InvalidPayloadRequestTimestampError`); sent again it fails again.
+    /// 5xx: the server could not answer this time.
     #[error("HTTP {status} {kind}{code}: {message}", code = code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]
     Server {
         status: u16,
@@ -77,12 +79,20 @@ pub enum Disposition {
 }
 
 impl ApiError {
+    /// What to do about this error, after the reference's error table: 403
+    /// stops the account, 429 waits out the window, 404 resubmits a job,
+    /// 400 and 422 fail the unit of work at once naming the message, 5xx
+    /// and network trouble are retried with backoff.
     pub fn disposition(&self) -> Disposition {
         match self {
             ApiError::Forbidden { .. } => Disposition::StopAccount,
             ApiError::RateLimited { .. } => Disposition::AfterWindow,
             ApiError::NotFound { .. } => Disposition::Resubmit,
             ApiError::Invalid { .. } | ApiError::Refused { .. } => Disposition::Fail,
+            // The reference's error table: a 400 never succeeds on retry
+            // (the live-validated client met `InvalidPayloadRequestTimestampError`
+            // again and again); only the budget would be spent.
+            ApiError::Server { status: 400, .. } => Disposition::Fail,
             ApiError::Server { .. }
             | ApiError::Transport { .. }
             | ApiError::Timeout { .. }
@@ -91,6 +101,41 @@ impl ApiError {
                 Disposition::Retry
             }
             ApiError::Unexpected { .. } => Disposition::Fail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status: u16, kind: &str) -> ApiError {
+        ApiError::Server {
+            status,
+            kind: kind.into(),
+            code: None,
+            message: "Request timestamp is invalid".into(),
+        }
+    }
+
+    #[test]
+    fn a_400_fails_at_once_naming_its_message_and_a_500_is_retried() {
+        for kind in ["InvalidPayloadRequestTimestampError", "UnexpectedFailure"] {
+            let e = server(400, kind);
+            assert_eq!(e.disposition(), Disposition::Fail, "{kind}");
+            let text = e.to_string();
+            assert!(
+                text.contains("400")
+                    && text.contains(kind)
+                    && text.contains("timestamp is invalid"),
+                "{text}"
+            );
+        }
+        for status in [500, 502, 503] {
+            assert_eq!(
+                server(status, "ServerUnexpectedFailure").disposition(),
+                Disposition::Retry
+            );
         }
     }
 }

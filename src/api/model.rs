@@ -214,7 +214,9 @@ struct RawTransaction {
     tenders: Vec<Tender>,
     #[serde(default, deserialize_with = "list")]
     items: Vec<Item>,
-    #[serde(default, deserialize_with = "list")]
+    /// The spec's and the export's `discount`; the detail endpoint, as the
+    /// live-validated client saw it, names the list `discounts`.
+    #[serde(default, alias = "discounts", deserialize_with = "list")]
     discount: Vec<RawDiscount>,
     #[serde(default, deserialize_with = "text")]
     customer_name: Option<String>,
@@ -639,5 +641,20 @@ mod tests {
         // A null total is not a zero total: the window's end is unknown.
         let body = json!({"data": {"status": "pass", "data": [record()], "total": null}});
         assert_eq!(JobData::from_body(body).unwrap().total, None);
+    }
+
+    #[test]
+    fn the_discount_list_may_be_named_discounts() {
+        let mut r = record();
+        let list = r.as_object_mut().unwrap().remove("discount").unwrap();
+        r["discounts"] = list;
+        let t = Transaction::from_raw(r).unwrap();
+        assert_eq!(t.discounts.len(), 1);
+        assert_eq!(t.discounts[0].discount_name.as_deref(), Some("Coupon"));
+        assert_eq!(t.discounts[0].amount, Some("2.1".parse().unwrap()));
+        assert_eq!(
+            t.raw["discounts"][0]["discountCode"], "91415818",
+            "the record is kept as received"
+        );
     }
 }

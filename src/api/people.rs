@@ -3,8 +3,20 @@
 //! changes. Parsing follows `model.rs`: lenient where the service varies
 //! (`""` for null, numbers as strings), strict where a wrong value would
 //! corrupt reports (keys, times, money and hours, which are kept exact).
+//!
+//! What the live service is known to send besides the reference's shape,
+//! and how it is read:
+//! - a clock entry without `clockIn` (null, missing or `""`) cannot be
+//!   keyed: it is set aside alone ([`QuarantinedEntry`]) and the rest of
+//!   the answer is kept; a null `clockOut` is an open shift, kept as given;
+//! - a status change's `status_date`, or an account's `signUpDate` or
+//!   `cancelDate`, may be a bare date (`"2024-06-01"`): kept as a date
+//!   ([`ServedTime::Date`]) until the account's zone makes it an instant;
+//! - a list page may answer `"total": null`: [`Page::is_last`] then waits
+//!   for a short page.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
@@ -39,6 +51,70 @@ pub struct ClockEntry {
     pub raw: Value,
 }
 
+/// A clock entry set aside because it cannot be keyed: it came without
+/// `clockIn`. The rest of its answer is stored; this one goes to
+/// `sonnys.rejected_records` with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedEntry {
+    pub employee_id: i64,
+    /// `siteCode`, when readable and not empty.
+    pub site_code: Option<String>,
+    /// `clockOut`, when readable: it dates the entry in the absence of a clock-in.
+    pub clock_out: Option<DateTime<Utc>>,
+    /// Names the employee and the field, e.g. "clock entry of employee 1102: `clockIn` is null".
+    pub reason: String,
+    /// The entry exactly as received.
+    pub raw: Value,
+}
+
+/// What one clock-entries answer held: the entries to store and those set
+/// aside, every week's together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClockEntries {
+    pub entries: Vec<ClockEntry>,
+    pub quarantined: Vec<QuarantinedEntry>,
+}
+
+/// A moment as the people endpoints send it: a date-time (UTC), or a bare
+/// calendar date such as `"2024-06-01"`, which the live service sometimes
+/// sends for a status change's `status_date`. A bare date has no zone of
+/// its own; it is read as that day's local midnight in the account's zone
+/// ([`ServedTime::instant`]), the one zone the export knows for sure (the
+/// reference's example is a date of the account's BackOffice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServedTime {
+    /// A full date-time; without a zone it is UTC.
+    Instant(DateTime<Utc>),
+    /// A date alone.
+    Date(NaiveDate),
+}
+
+impl ServedTime {
+    /// The instant: a date-time as it is, a bare date as its local
+    /// midnight in `zone` (on a day whose midnight does not exist, the
+    /// first local instant that does).
+    pub fn instant(self, zone: Tz) -> DateTime<Utc> {
+        match self {
+            Self::Instant(t) => t,
+            Self::Date(d) => crate::domain::BusinessDay::new(d, zone).start(),
+        }
+    }
+
+    /// Reads `"2024-06-01"` as a date and anything else the date-time
+    /// parser accepts as an instant.
+    fn parse(v: &Value) -> Result<Self, String> {
+        if let Value::String(s) = v {
+            let s = s.trim();
+            if s.len() == 10 {
+                if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                    return Ok(Self::Date(d));
+                }
+            }
+        }
+        timestamp(v).map(Self::Instant).map_err(|e| e.to_string())
+    }
+}
+
 /// A recurring (membership) account of `/recurring/account/list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecurringAccount {
@@ -46,8 +122,10 @@ pub struct RecurringAccount {
     pub id: String,
     pub name: Option<String>,
     pub customer_id: Option<String>,
-    pub sign_up_at: Option<DateTime<Utc>>,
-    pub cancel_at: Option<DateTime<Utc>>,
+    /// `signUpDate`: a date-time, or a bare date (see [`ServedTime`]).
+    pub sign_up_date: Option<ServedTime>,
+    /// `cancelDate`, read like `signUpDate`.
+    pub cancel_date: Option<ServedTime>,
     /// The status number, 1–15.
     pub status: Option<i32>,
     pub status_name: Option<String>,
@@ -57,12 +135,14 @@ pub struct RecurringAccount {
 }
 
 /// A status change of `/recurring/account/status-list`. Identified by
-/// `(recurring_id, status_at, new_status)`.
+/// `(recurring_id, status_at, new_status)`, `status_at` being the instant
+/// of `status_date` in the account's zone ([`StatusChange::status_at`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
     pub recurring_id: String,
     pub washbook_account_id: Option<String>,
-    pub status_at: DateTime<Utc>,
+    /// `status_date`: a date-time, or a bare date (see [`ServedTime`]).
+    pub status_date: ServedTime,
     pub old_status: Option<String>,
     pub new_status: String,
     pub employee_name: Option<String>,
@@ -132,7 +212,10 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Whether no page follows: this one is short, or the pages so far hold
-    /// `total` items (the public client stops on either).
+    /// `total` items (the public client stops on either). Without a
+    /// `total` (the live service sometimes answers `"total": null`) only a
+    /// short page ends the walk, so a full last page costs one more,
+    /// empty, page: never a page left unread.
     pub fn is_last(&self) -> bool {
         (self.items.len() as u64) < u64::from(self.limit)
             || self
@@ -163,9 +246,12 @@ pub(crate) fn envelope(body: Value, key: &str) -> Result<(Vec<Value>, Option<u64
 }
 
 /// The clock entries of a clock-entries answer, every week's in one list.
-pub(crate) fn clock_entries_of(body: Value, employee_id: i64) -> Result<Vec<ClockEntry>, String> {
+/// An entry without `clockIn` is set aside alone; any other unreadable
+/// entry fails the answer, as a wrong rate or hour would corrupt the
+/// labour cost.
+pub(crate) fn clock_entries_of(body: Value, employee_id: i64) -> Result<ClockEntries, String> {
     let (weeks, _) = envelope(body, "weeks")?;
-    let mut entries = Vec::new();
+    let mut read = ClockEntries::default();
     for week in weeks {
         let Value::Object(mut week) = week else {
             return Err(format!("a week is not an object: {week}"));
@@ -173,14 +259,40 @@ pub(crate) fn clock_entries_of(body: Value, employee_id: i64) -> Result<Vec<Cloc
         match week.remove("clockEntries") {
             Some(Value::Array(list)) => {
                 for raw in list {
-                    entries.push(ClockEntry::from_raw(employee_id, raw)?);
+                    match QuarantinedEntry::without_clock_in(employee_id, &raw) {
+                        Some(q) => read.quarantined.push(QuarantinedEntry { raw, ..q }),
+                        None => read.entries.push(ClockEntry::from_raw(employee_id, raw)?),
+                    }
                 }
             }
             None | Some(Value::Null) => {}
             Some(other) => return Err(format!("`clockEntries` is not a list: {other}")),
         }
     }
-    Ok(entries)
+    Ok(read)
+}
+
+impl QuarantinedEntry {
+    /// The entry set aside, if it has no `clockIn` (null, missing or `""`);
+    /// `raw` is left for the caller to fill.
+    fn without_clock_in(employee_id: i64, raw: &Value) -> Option<Self> {
+        let f = Fields::of(raw).ok()?;
+        let given = match f.get("clockIn") {
+            Value::Null if !f.0.contains_key("clockIn") => "missing",
+            Value::Null => "null",
+            Value::String(s) if s.trim().is_empty() => "empty",
+            _ => return None,
+        };
+        Some(Self {
+            employee_id,
+            site_code: f.text("siteCode").ok().flatten(),
+            clock_out: f.time("clockOut").ok().flatten(),
+            reason: format!(
+                "clock entry of employee {employee_id}: `clockIn` is {given}, so the entry cannot be keyed; the employee's other entries are stored"
+            ),
+            raw: Value::Null,
+        })
+    }
 }
 
 /// Reads the fields of one record, naming the field in every complaint.
@@ -244,6 +356,20 @@ impl<'a> Fields<'a> {
     fn required_time(&self, key: &str) -> Result<DateTime<Utc>, String> {
         self.time(key)?
             .ok_or_else(|| format!("`{key}` is missing or empty"))
+    }
+
+    /// A date-time or a bare date, where `""` and null mean none.
+    fn served(&self, key: &str) -> Result<Option<ServedTime>, String> {
+        match self.get(key) {
+            Value::Null => Ok(None),
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            v @ Value::String(_) => ServedTime::parse(v)
+                .map(Some)
+                .map_err(|e| format!("`{key}`: {e}")),
+            other => Err(format!(
+                "`{key}`: expected a date or date-time, got {other}"
+            )),
+        }
     }
 }
 
@@ -340,14 +466,25 @@ impl RecurringAccount {
             id: f.required_text("id")?,
             name: f.text("name")?,
             customer_id: f.text("customerId")?,
-            sign_up_at: f.time("signUpDate")?,
-            cancel_at: f.time("cancelDate")?,
+            sign_up_date: f.served("signUpDate")?,
+            cancel_date: f.served("cancelDate")?,
             status,
             status_name: f.text("statusName")?,
             billing_site_id: f.integer("billingSiteId")?,
             billing_site_code: f.text("billingSiteCode")?,
             raw: Value::Null,
         })
+    }
+
+    /// `signUpDate` as an instant; a bare date is local midnight in the
+    /// account's `zone`.
+    pub fn sign_up_at(&self, zone: Tz) -> Option<DateTime<Utc>> {
+        self.sign_up_date.map(|t| t.instant(zone))
+    }
+
+    /// `cancelDate` as an instant, read like [`Self::sign_up_at`].
+    pub fn cancel_at(&self, zone: Tz) -> Option<DateTime<Utc>> {
+        self.cancel_date.map(|t| t.instant(zone))
     }
 }
 
@@ -370,13 +507,21 @@ impl StatusChange {
         Ok(Self {
             recurring_id: f.required_text("recurring_id")?,
             washbook_account_id: f.text("washbook_account_id")?,
-            status_at: f.required_time("status_date")?,
+            status_date: f
+                .served("status_date")?
+                .ok_or_else(|| "`status_date` is missing or empty".to_string())?,
             old_status: f.text("old_status")?,
             new_status: f.required_text("new_status")?,
             employee_name: f.text("employee_name")?,
             site_code: f.text("site_code")?,
             raw: Value::Null,
         })
+    }
+
+    /// When the change was made: `status_date` as an instant, a bare date
+    /// being local midnight in the account's `zone`.
+    pub fn status_at(&self, zone: Tz) -> DateTime<Utc> {
+        self.status_date.instant(zone)
     }
 }
 
@@ -487,10 +632,13 @@ mod tests {
         });
         let a = RecurringAccount::from_raw(raw).unwrap();
         assert_eq!(
-            a.sign_up_at.unwrap().to_rfc3339(),
-            "2020-05-19T08:45:00+00:00"
+            a.sign_up_at(chrono_tz::America::Chicago)
+                .unwrap()
+                .to_rfc3339(),
+            "2020-05-19T08:45:00+00:00",
+            "a date-time is UTC whatever the account's zone"
         );
-        assert_eq!((a.name, a.cancel_at, a.status), (None, None, Some(7)));
+        assert_eq!((a.name, a.cancel_date, a.status), (None, None, Some(7)));
         let bad = json!({"id": "1:1001", "signUpDate": "19/05/2020"});
         let e = RecurringAccount::from_raw(bad).unwrap_err();
         assert!(e.contains("signUpDate") && e.contains("1:1001"), "{e}");
@@ -506,7 +654,10 @@ mod tests {
         });
         let c = StatusChange::from_raw(raw.clone()).unwrap();
         assert_eq!(c.new_status, "Active");
-        assert_eq!(c.status_at.to_rfc3339(), "2024-03-02T08:00:00+00:00");
+        assert_eq!(
+            c.status_at(chrono_tz::America::New_York).to_rfc3339(),
+            "2024-03-02T08:00:00+00:00"
+        );
         for key in ["recurring_id", "status_date", "new_status"] {
             let mut r = raw.clone();
             r[key] = json!("");
@@ -555,5 +706,191 @@ mod tests {
         )
         .is_err());
         assert!(envelope(json!({"employees": []}), "employees").is_err());
+    }
+
+    /// A clock-entries answer as the live service sends it: one entry on
+    /// shift (`clockOut` null), one without `clockIn`, one whole.
+    fn live_clock_entries() -> Value {
+        let mut whole = entry();
+        whole["clockIn"] = json!("2021-01-09T13:00:00.000Z");
+        whole["clockOut"] = json!("2021-01-09T17:00:00.000Z");
+        whole["regularHours"] = number("4");
+        let mut on_shift = entry();
+        on_shift["clockIn"] = json!("2021-01-10T13:00:00.000Z");
+        on_shift["clockOut"] = Value::Null;
+        on_shift["regularHours"] = number("0");
+        let mut no_clock_in = entry();
+        no_clock_in["clockIn"] = Value::Null;
+        no_clock_in["siteCode"] = json!("N02");
+        json!({"data": {"weeks": [
+            {"week": "2021-01-08 - 2021-01-14", "weekTotalRegularHours": 12.5,
+             "weekTotalOverTimeHours": 0, "clockEntries": [entry(), no_clock_in, whole]},
+            {"week": "2021-01-15 - 2021-01-21", "weekTotalRegularHours": 0,
+             "weekTotalOverTimeHours": 0, "clockEntries": [on_shift]}
+        ]}})
+    }
+
+    #[test]
+    fn an_entry_without_clock_in_is_set_aside_alone_and_an_open_shift_is_kept_as_given() {
+        let read = clock_entries_of(live_clock_entries(), 1102).unwrap();
+        let ins: Vec<String> = read
+            .entries
+            .iter()
+            .map(|e| e.clock_in.to_rfc3339())
+            .collect();
+        assert_eq!(
+            ins,
+            [
+                "2021-01-08T13:00:00+00:00",
+                "2021-01-09T13:00:00+00:00",
+                "2021-01-10T13:00:00+00:00"
+            ]
+        );
+        let open = &read.entries[2];
+        assert_eq!((open.clock_out, open.regular_hours), (None, Decimal::ZERO));
+        assert_eq!(read.quarantined.len(), 1);
+        let q = &read.quarantined[0];
+        assert_eq!(q.employee_id, 1102);
+        assert_eq!(q.site_code.as_deref(), Some("N02"));
+        assert_eq!(
+            q.clock_out.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2021-01-08T21:30:00+00:00")
+        );
+        assert!(
+            q.reason.contains("1102") && q.reason.contains("`clockIn` is null"),
+            "{}",
+            q.reason
+        );
+        assert_eq!(q.raw["siteCode"], "N02", "kept as received");
+    }
+
+    #[test]
+    fn a_clock_in_missing_or_empty_is_set_aside_too_and_a_bad_one_fails_the_answer() {
+        for (value, said) in [(None, "missing"), (Some(json!("")), "empty")] {
+            let mut raw = entry();
+            match value {
+                Some(v) => raw["clockIn"] = v,
+                None => {
+                    raw.as_object_mut().unwrap().remove("clockIn");
+                }
+            }
+            let body = json!({"data": {"weeks": [{"clockEntries": [raw, entry()]}]}});
+            let read = clock_entries_of(body, 7).unwrap();
+            assert_eq!((read.entries.len(), read.quarantined.len()), (1, 1));
+            assert!(read.quarantined[0].reason.contains(said));
+        }
+        let mut wrong = entry();
+        wrong["clockIn"] = json!("yesterday");
+        let body = json!({"data": {"weeks": [{"clockEntries": [wrong, entry()]}]}});
+        let e = clock_entries_of(body, 7).unwrap_err();
+        assert!(e.contains("clockIn") && e.contains("yesterday"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_status_date_is_local_midnight_in_the_accounts_zone() {
+        let body = json!({"data": {"accounts": [
+            {"washbook_account_id": "1:1001", "recurring_id": "1:1001", "old_status": "Active",
+             "new_status": "Cancelled", "status_date": "2024-06-01",
+             "employee_name": "Maria Lopez", "site_code": "N01"},
+            {"washbook_account_id": "1:1002", "recurring_id": "1:1002", "old_status": "Active",
+             "new_status": "Suspended", "status_date": "2024-06-01T03:00:00.000Z",
+             "employee_name": "Maria Lopez", "site_code": "N01"}
+        ], "offset": 1, "limit": 1000, "total": 2}});
+        let (raw, total) = envelope(body, "accounts").unwrap();
+        assert_eq!(total, Some(2));
+        let changes: Vec<StatusChange> = raw
+            .into_iter()
+            .map(StatusChange::from_raw)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let june_first = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        assert_eq!(changes[0].status_date, ServedTime::Date(june_first));
+        let new_york = chrono_tz::America::New_York;
+        // Midnight in New York (EDT, UTC−4), not midnight UTC.
+        assert_eq!(
+            changes[0].status_at(new_york).to_rfc3339(),
+            "2024-06-01T04:00:00+00:00"
+        );
+        assert_eq!(
+            changes[0].status_at(chrono_tz::Asia::Tokyo).to_rfc3339(),
+            "2024-05-31T15:00:00+00:00"
+        );
+        // A full date-time stays the instant it names.
+        assert_eq!(
+            changes[1].status_at(new_york).to_rfc3339(),
+            "2024-06-01T03:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn bare_sign_up_and_cancel_dates_are_local_midnights_too() {
+        let a = RecurringAccount::from_raw(json!({
+            "id": "1:1001", "signUpDate": "2024-03-10", "cancelDate": "2024-11-03 ",
+            "status": 7, "statusName": "Cancelled"
+        }))
+        .unwrap();
+        let zone = chrono_tz::America::Chicago;
+        assert_eq!(
+            a.sign_up_at(zone).unwrap().to_rfc3339(),
+            "2024-03-10T06:00:00+00:00"
+        );
+        // The day summer time ends: midnight is still CDT (UTC−5).
+        assert_eq!(
+            a.cancel_at(zone).unwrap().to_rfc3339(),
+            "2024-11-03T05:00:00+00:00"
+        );
+        let e = RecurringAccount::from_raw(json!({"id": "1:1001", "signUpDate": "2024-13-10"}))
+            .unwrap_err();
+        assert!(e.contains("signUpDate"), "{e}");
+    }
+
+    #[test]
+    fn a_null_total_with_full_pages_reads_on_until_a_short_page() {
+        let employees = |n: usize| -> Vec<Value> {
+            (0..n)
+                .map(|i| json!({"employeeId": i, "firstName": "A", "lastName": "B"}))
+                .collect()
+        };
+        let body = |n: usize| json!({"data": {"employees": employees(n), "offset": 1, "limit": 100, "total": null}});
+        let page = |n: usize, page: u32| {
+            let (items, total) = envelope(body(n), "employees").unwrap();
+            Page {
+                items,
+                page,
+                limit: 100,
+                total,
+            }
+        };
+        assert_eq!(page(100, 1).total, None);
+        assert!(!page(100, 1).is_last(), "a full page without a total");
+        assert!(!page(100, 2).is_last());
+        assert!(page(37, 3).is_last());
+        assert!(page(0, 3).is_last());
+        // A missing total reads the same.
+        let (_, total) = envelope(json!({"data": {"employees": []}}), "employees").unwrap();
+        assert_eq!(total, None);
+    }
+
+    #[tokio::test]
+    async fn the_page_walker_reads_every_full_page_of_a_null_total() {
+        // 250 items served 100 a page, every page answering `total: null`.
+        let asked = std::sync::Mutex::new(Vec::new());
+        let items = crate::api::walk_pages("employee", |page| {
+            asked.lock().unwrap().push(page);
+            async move {
+                let start = (page as usize - 1) * 100;
+                let items: Vec<usize> = (start..250.min(start + 100)).collect();
+                Ok::<_, crate::api::ApiError>(Page {
+                    items,
+                    page,
+                    limit: 100,
+                    total: None,
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(items, (0..250).collect::<Vec<_>>());
+        assert_eq!(*asked.lock().unwrap(), [1, 2, 3]);
     }
 }

@@ -35,6 +35,21 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 183)]
     pub max_age_days: i64,
 
+    /// Share (0–1) of employee, membership-account and status-change list pages
+    /// answering `"total": null`, as the live service sometimes does.
+    #[arg(long, value_name = "P", default_value_t = super::people::LIVE_NULL_TOTAL_RATE, value_parser = probability)]
+    pub people_null_total_rate: f64,
+
+    /// Do not serve the clock entries of shifts still running (the live
+    /// service serves them with `clockOut: null`).
+    #[arg(long)]
+    pub no_open_shifts: bool,
+
+    /// Share (0–1) of membership status changes dated by a bare `YYYY-MM-DD`
+    /// (the account's local date), as the live service sometimes sends.
+    #[arg(long, value_name = "P", default_value_t = super::people::LIVE_BARE_DATE_RATE, value_parser = probability)]
+    pub bare_date_rate: f64,
+
     /// Probability (0–1) that a request answers HTTP 500 with an HTML proxy page.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub error_500_rate: f64,
@@ -126,6 +141,9 @@ impl SimulateArgs {
                 RecordShape::Live
             },
             faults: Faults {
+                people_null_total_rate: self.people_null_total_rate,
+                open_shifts: !self.no_open_shifts,
+                bare_date_rate: self.bare_date_rate,
                 error_500_rate: self.error_500_rate,
                 fail_rate: self.fail_rate,
                 expire_rate: self.expire_rate,
@@ -253,6 +271,48 @@ mod tests {
         assert_eq!(config.shape, RecordShape::Spec);
         assert_eq!(config.faults.null_total_rate, 0.0);
         assert_eq!(config.faults.job_null_total_rate, 0.5);
+    }
+
+    #[test]
+    fn the_people_endpoints_speak_the_live_shape_unless_told_otherwise() {
+        let live = Cli::try_parse_from(["simulate"]).expect("defaults parse");
+        let faults = live.args.config().faults;
+        let library = SimulatorConfig::default().faults;
+        assert_eq!(
+            (
+                faults.people_null_total_rate,
+                faults.open_shifts,
+                faults.bare_date_rate
+            ),
+            (
+                library.people_null_total_rate,
+                library.open_shifts,
+                library.bare_date_rate
+            )
+        );
+        assert!(
+            faults.people_null_total_rate > 0.0
+                && faults.open_shifts
+                && faults.bare_date_rate > 0.0
+        );
+        let spec = Cli::try_parse_from([
+            "simulate",
+            "--people-null-total-rate",
+            "0",
+            "--no-open-shifts",
+            "--bare-date-rate",
+            "0",
+        ])
+        .expect("parses");
+        let faults = spec.args.config().faults;
+        assert_eq!(
+            (
+                faults.people_null_total_rate,
+                faults.open_shifts,
+                faults.bare_date_rate
+            ),
+            (0.0, false, 0.0)
+        );
     }
 
     #[test]

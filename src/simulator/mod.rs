@@ -161,11 +161,16 @@
 //!   40 hours of a week are regular, the rest overtime if the entry is
 //!   eligible, counted over the whole week even when the request covers
 //!   part of it. `weekTotal…` sum the entries in the answer. While on
-//!   shift, `clockOut` is unset and the hours are 0. Rates have two decimals.
-//! - Unset `clockOut`, `modificationTimestamp`, `name`, `customerId` and
+//!   shift, `clockOut` is `null` and the hours are 0 (`open_shifts`; off,
+//!   the entry is not served until it ends). Rates have two decimals.
+//!   [`Simulator::serve_without_clock_in`] serves an entry with
+//!   `clockIn: null`, as the live service sometimes does.
+//! - Unset `modificationTimestamp`, `name`, `customerId` and
 //!   `cancelDate` follow the `""`-for-null quirk like transactions.
 //! - `/employee` and the account list take `limit` 1–100 (default 10), the
 //!   status list 100–1,000 (default 100); `offset` is a page number from 1.
+//!   A share of pages (`people_null_total_rate`, by request) answer
+//!   `"total": null`, so only a short page ends a walk.
 //! - The account list filters by sign-up time; its period may be at most
 //!   six calendar months (else 422) and defaults to the first day of last
 //!   month (00:00 UTC) through now. `statusName`, `status` and `cancelDate`
@@ -173,7 +178,9 @@
 //!   gets old statuses and must take current ones from the status list.
 //!   `cancelDate` is set only while the account is `Cancelled`. `signUpDate`
 //!   and `cancelDate` look like the vendor's example, `2020-05-19 08:45:00`
-//!   (UTC, no zone); `status_date` is ISO-8601 UTC. `balance` is null.
+//!   (UTC, no zone); `status_date` is ISO-8601 UTC, or for a share of
+//!   changes (`bare_date_rate`) a bare `YYYY-MM-DD`, the change's date in
+//!   the account's zone. `balance` is null.
 //! - The status list's period defaults to today (UTC) through now and has
 //!   no span limit; `recurringAccountStatus` filters on `new_status`.
 //!   `washbook_account_id` and `recurring_id` carry the same id, the
@@ -279,6 +286,10 @@ impl Default for SimulatorConfig {
             // The live service sends "" for unset strings and sometimes a
             // null list total; default to both.
             faults: Faults {
+                // The live shape of the people endpoints.
+                people_null_total_rate: people::LIVE_NULL_TOTAL_RATE,
+                open_shifts: true,
+                bare_date_rate: people::LIVE_BARE_DATE_RATE,
                 empty_strings: true,
                 null_total_rate: 0.1,
                 ..Faults::default()
@@ -291,6 +302,21 @@ impl Default for SimulatorConfig {
 /// service that also sends `null` for unset strings.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
+    /// Share of `/employee`, `/recurring/account/list` and
+    /// `/recurring/account/status-list` pages answering `"total": null`, as
+    /// the live service sometimes does; chosen by the request (API id,
+    /// path and parameters), so the same request always gets the same.
+    pub people_null_total_rate: f64,
+    /// Serve the entry of a shift not ended at the request with
+    /// `clockOut: null`, as the live service does; off, such an entry is not
+    /// served until its shift ends.
+    pub open_shifts: bool,
+    /// Share of status changes (chosen by account, member and time) whose
+    /// `status_date` is a bare date `YYYY-MM-DD`, the change's date in the
+    /// account's zone, as the live service sometimes sends; only a change
+    /// that is its member's only one that day, so the day's order is not
+    /// lost. [`Simulator::stored_status_at`] says what a client should store.
+    pub bare_date_rate: f64,
     /// Probability that a request answers HTTP 500 with a non-JSON (HTML proxy) body.
     pub error_500_rate: f64,
     /// Probability that a finished build ends in status `fail` instead of `pass`.
@@ -865,7 +891,8 @@ impl Simulator {
         now: DateTime<Utc>,
     ) -> Option<Vec<SimClockEntry>> {
         let shifts = self.shifts_of(account, api_id, employee_id, from, to)?;
-        Some(people::clock_entries(&shifts, from, to, now))
+        let entries = people::clock_entries(&shifts, from, to, now);
+        Some(self.live_clock_entries(api_id, &shifts, entries, now))
     }
 
     fn member_book(&self, account: usize, api_id: &str, now: DateTime<Utc>) -> Arc<MemberBook> {

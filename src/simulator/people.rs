@@ -6,12 +6,27 @@
 //! The generated data lives in `staff` and `members`; a test may install a
 //! hand-made [`People`] instead, and edit either through the test hooks of
 //! [`super::Simulator`].
+//!
+//! The live service's shape on these endpoints (knobs of
+//! [`super::Faults`], on by default in [`super::SimulatorConfig`]): list
+//! pages that answer `"total": null`, open shifts served with
+//! `clockOut: null`, status changes dated by a bare `YYYY-MM-DD`; and, by a
+//! test hook, an entry served without `clockIn`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
 use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::chain::{local_to_utc, mix, str_hash};
+use super::{lock, Simulator};
+
+/// Share of people list pages answering `"total": null` by default.
+pub(crate) const LIVE_NULL_TOTAL_RATE: f64 = 0.2;
+/// Share of status changes served with a bare date by default.
+pub(crate) const LIVE_BARE_DATE_RATE: f64 = 0.1;
 
 /// Regular hours per payroll week; hours beyond are overtime for employees
 /// eligible for it.
@@ -146,6 +161,9 @@ pub struct SimClockEntry {
     pub was_created_in_back_office: bool,
     /// The payroll week as served, e.g. `"2021-01-08 - 2021-01-14"`.
     pub week: String,
+    /// Served with `clockIn: null` (see [`Simulator::serve_without_clock_in`]):
+    /// a client cannot key it and sets it aside.
+    pub clock_in_missing: bool,
 }
 
 /// A recurring (membership) account as BackOffice stores it; its status
@@ -308,6 +326,7 @@ pub(crate) fn clock_entries(
             modification_timestamp: v.modified,
             was_created_in_back_office: s.created_in_back_office.is_some(),
             week: week_label(this_week),
+            clock_in_missing: false,
         });
     }
     out
@@ -385,6 +404,21 @@ impl MemberBook {
         }
     }
 
+    /// Whether `change` is its member's only change on its local date in
+    /// `zone`: only then can a bare date stand for it without losing the
+    /// order of the member's day.
+    pub fn alone_on_its_day(&self, change: &SimStatusChange, zone: Tz) -> bool {
+        let day = |t: DateTime<Utc>| t.with_timezone(&zone).date_naive();
+        self.by_member
+            .get(&change.recurring_id)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.changes[i])
+            .filter(|c| day(c.at) == day(change.at))
+            .count()
+            <= 1
+    }
+
     /// A copy with one more change.
     pub fn with_change(&self, change: SimStatusChange) -> Self {
         let mut changes = self.changes.clone();
@@ -405,6 +439,115 @@ pub(crate) struct PeopleOverride {
     pub added: Vec<SimShift>,
     /// Installed or edited members; `None`: the generated ones.
     pub members: Option<Arc<MemberBook>>,
+    /// Entries served without `clockIn`, by (employee, stored clock-in).
+    pub no_clock_in: HashSet<(i64, DateTime<Utc>)>,
+}
+
+/// Whether `key` is among the `share` chosen for a quirk: the same keys
+/// every time, so a repeated request meets the same answer.
+pub(crate) fn chosen(key: &str, share: f64) -> bool {
+    share > 0.0 && (mix(0x0051_1FE5, &[str_hash(key)]) % 10_000) as f64 / 10_000.0 < share
+}
+
+/// The live service's shape on the people endpoints, and the truth tests
+/// compare a client's results with.
+impl Simulator {
+    /// From now on the entry of `employee_id` now served with `clock_in`
+    /// is served with `clockIn: null`, as the live service sometimes sends
+    /// an entry. Returns whether such an entry exists.
+    pub fn serve_without_clock_in(
+        &self,
+        api_id: &str,
+        employee_id: i64,
+        clock_in: DateTime<Utc>,
+    ) -> bool {
+        let now = Utc::now();
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return false;
+        };
+        let found = self
+            .shifts_of(account, api_id, employee_id, clock_in, clock_in)
+            .into_iter()
+            .flatten()
+            .find(|s| s.served_clock_in(now) == Some(clock_in));
+        let Some(shift) = found else {
+            tracing::warn!(api_id, employee_id, %clock_in, "serve_without_clock_in: no such entry");
+            return false;
+        };
+        lock(&self.inner.state)
+            .people
+            .entry(api_id.to_string())
+            .or_default()
+            .no_clock_in
+            .insert((employee_id, shift.clock_in));
+        true
+    }
+
+    /// The instant a client should store for `change` as the status list
+    /// serves it now: its time, or — served as a bare date — that date's
+    /// local midnight in the account's zone.
+    pub fn stored_status_at(&self, api_id: &str, change: &SimStatusChange) -> DateTime<Utc> {
+        let Some(account) = self.inner.chain.account_index(api_id) else {
+            return change.at;
+        };
+        match self.served_status_date(account, api_id, change, Utc::now()) {
+            Some(date) => local_to_utc(
+                self.inner.chain.accounts()[account].timezone,
+                date.and_time(chrono::NaiveTime::MIN),
+            ),
+            None => change.at,
+        }
+    }
+
+    /// The account-local date `change` is served with instead of its time,
+    /// if it is one of the `bare_date_rate` chosen (by account, member and
+    /// time) and its member's only change that day.
+    pub(crate) fn served_status_date(
+        &self,
+        account: usize,
+        api_id: &str,
+        change: &SimStatusChange,
+        now: DateTime<Utc>,
+    ) -> Option<NaiveDate> {
+        let share = lock(&self.inner.state).faults.bare_date_rate;
+        let key = format!(
+            "bare:{api_id}:{}:{}",
+            change.recurring_id,
+            change.at.timestamp()
+        );
+        if !chosen(&key, share) {
+            return None;
+        }
+        let zone = self.inner.chain.accounts()[account].timezone;
+        self.member_book(account, api_id, now)
+            .alone_on_its_day(change, zone)
+            .then(|| change.at.with_timezone(&zone).date_naive())
+    }
+
+    /// Entries as the live service serves them: open shifts only when
+    /// `open_shifts` is on, entries a test chose without their clock-in.
+    pub(crate) fn live_clock_entries(
+        &self,
+        api_id: &str,
+        shifts: &[SimShift],
+        mut entries: Vec<SimClockEntry>,
+        now: DateTime<Utc>,
+    ) -> Vec<SimClockEntry> {
+        let state = lock(&self.inner.state);
+        if !state.faults.open_shifts {
+            entries.retain(|e| e.clock_out.is_some());
+        }
+        if let Some(missing) = state.people.get(api_id).map(|p| &p.no_clock_in) {
+            for e in &mut entries {
+                // Marked by the stored clock-in, which an edit may move.
+                e.clock_in_missing = shifts.iter().any(|s| {
+                    s.served_clock_in(now) == Some(e.clock_in)
+                        && missing.contains(&(s.employee_id, s.clock_in))
+                });
+            }
+        }
+        entries
+    }
 }
 
 #[cfg(test)]
@@ -556,6 +699,34 @@ mod tests {
             book.status_at("1:1001", t(2024, 6, 1, 0, 0)),
             (MemberStatus::Active, None)
         );
+    }
+
+    #[test]
+    fn a_quirk_picks_about_its_share_and_always_the_same_keys() {
+        let keys: Vec<String> = (0..10_000).map(|i| format!("bare:x:1:{i}")).collect();
+        let picked = keys.iter().filter(|k| chosen(k, 0.1)).count();
+        assert!((800..1_200).contains(&picked), "{picked}");
+        assert!(keys.iter().all(|k| chosen(k, 0.1) == chosen(k, 0.1)));
+        assert!(!keys.iter().any(|k| chosen(k, 0.0)));
+        assert!(keys.iter().all(|k| chosen(k, 1.0)));
+    }
+
+    #[test]
+    fn a_change_is_alone_on_its_day_only_in_the_zone_that_dates_it() {
+        let change = |at| SimStatusChange {
+            recurring_id: "1:1001".into(),
+            at,
+            old_status: MemberStatus::Active,
+            new_status: MemberStatus::PaymentFailed,
+            employee_name: "Billing Service".into(),
+            site_code: "N01".into(),
+        };
+        // 08:00 and 23:30 UTC on 06-01: one day in UTC, two in Tokyo.
+        let (a, b) = (change(t(2024, 6, 1, 8, 0)), change(t(2024, 6, 1, 23, 30)));
+        let book = MemberBook::new(Vec::new(), vec![a.clone(), b.clone()]);
+        assert!(!book.alone_on_its_day(&a, chrono_tz::UTC));
+        assert!(book.alone_on_its_day(&a, chrono_tz::Asia::Tokyo));
+        assert!(book.alone_on_its_day(&b, chrono_tz::Asia::Tokyo));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! HTTP face of the labour and membership endpoints: `/employee`,
 //! `/employee/{employee_id}/clock-entries`, `/recurring/account/list` and
 //! `/recurring/account/status-list`, behind the same gate as the export
-//! routes. Validation collects every message, as the service does.
+//! routes. Validation collects every message, as the service does. The
+//! live service's shape (a null `total`, open shifts with `clockOut: null`,
+//! entries without `clockIn`, bare status dates) follows the knobs of
+//! [`super::Faults`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chain::{format_instant, num, Quirks};
-use super::people::{MemberStatus, SimClockEntry, SimRecurringAccount, SimStatusChange};
+use super::people::{chosen, MemberStatus, SimClockEntry, SimRecurringAccount, SimStatusChange};
 use super::server::{query_params, ApiError, Caller};
 use super::{lock, Simulator};
 
@@ -149,13 +152,40 @@ fn page_of<T>(items: &[T], offset: u32, limit: u32) -> &[T] {
     &items[start..end]
 }
 
-fn envelope(key: &str, items: Vec<Value>, offset: u32, limit: u32, total: usize) -> Json<Value> {
+/// The envelope of a list page; `total` `None` is served as `null`.
+fn envelope(
+    key: &str,
+    items: Vec<Value>,
+    offset: u32,
+    limit: u32,
+    total: Option<usize>,
+) -> Json<Value> {
     Json(json!({ "data": {
         key: items,
         "offset": offset,
         "limit": limit,
         "total": total,
     }}))
+}
+
+/// `total`, or `None` for the requests chosen by `people_null_total_rate`
+/// (by API id, site header, path and parameters: a repeat gets the same).
+fn served_total(
+    sim: &Simulator,
+    caller: &Caller,
+    path: &str,
+    params: &HashMap<String, String>,
+    total: usize,
+) -> Option<usize> {
+    let share = lock(&sim.inner.state).faults.people_null_total_rate;
+    let mut pairs: Vec<(&String, &String)> = params.iter().collect();
+    pairs.sort();
+    let key = format!(
+        "total:{}|{}|{path}|{pairs:?}",
+        caller.api_id,
+        caller.site_header.as_deref().unwrap_or("*")
+    );
+    (!chosen(&key, share)).then_some(total)
 }
 
 /// `GET /v1/employee`: every employee of the account, paged.
@@ -179,7 +209,8 @@ pub(super) async fn employees(
             })
         })
         .collect();
-    Ok(envelope("employees", items, offset, limit, all.len()))
+    let total = served_total(&sim, &caller, "employee", &params, all.len());
+    Ok(envelope("employees", items, offset, limit, total))
 }
 
 /// A `startDate`/`endDate` of clock entries: a calendar date (UTC) or
@@ -284,8 +315,9 @@ pub(super) async fn clock_entries(
 
 fn clock_entry(e: &SimClockEntry, quirks: Quirks) -> Value {
     json!({
-        "clockIn": format_instant(e.clock_in),
-        "clockOut": nullable(e.clock_out.map(format_instant), quirks),
+        "clockIn": if e.clock_in_missing { Value::Null } else { json!(format_instant(e.clock_in)) },
+        // On shift: null, as the reference says, whatever the "" quirk.
+        "clockOut": e.clock_out.map_or(Value::Null, |t| json!(format_instant(t))),
         "regularRate": rate(e.regular_rate),
         "regularHours": num(e.regular_hours),
         "overtimeEligible": e.overtime_eligible,
@@ -366,7 +398,14 @@ pub(super) async fn recurring_accounts(
             })
         })
         .collect();
-    Ok(envelope("accounts", items, offset, limit, accounts.len()))
+    let total = served_total(
+        &sim,
+        &caller,
+        "recurring/account/list",
+        &params,
+        accounts.len(),
+    );
+    Ok(envelope("accounts", items, offset, limit, total))
 }
 
 /// `GET /v1/recurring/account/status-list`: status changes in a period,
@@ -419,18 +458,29 @@ pub(super) async fn status_changes(
     let items = page_of(&changes, offset, limit)
         .iter()
         .map(|c| {
+            let status_date = match sim.served_status_date(caller.account, &caller.api_id, c, now) {
+                Some(date) => date.format("%Y-%m-%d").to_string(),
+                None => format_instant(c.at),
+            };
             json!({
                 "washbook_account_id": c.recurring_id,
                 "recurring_id": c.recurring_id,
                 "old_status": c.old_status.name(),
                 "new_status": c.new_status.name(),
-                "status_date": format_instant(c.at),
+                "status_date": status_date,
                 "employee_name": c.employee_name,
                 "site_code": c.site_code,
             })
         })
         .collect();
-    let Json(body) = envelope("accounts", items, offset, limit, changes.len());
+    let total = served_total(
+        &sim,
+        &caller,
+        "recurring/account/status-list",
+        &params,
+        changes.len(),
+    );
+    let Json(body) = envelope("accounts", items, offset, limit, total);
     lock(&sim.inner.state)
         .status_cache
         .insert(key, (asked, body.clone()));

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use sqlx::PgPool;
 
-use crate::api::people::{ClockEntry, Employee, RecurringAccount, StatusChange};
+use crate::api::people::{ClockEntry, Employee, QuarantinedEntry, RecurringAccount, StatusChange};
 use crate::domain::AccountName;
 
 /// What one write changed, for the caller's log line.
@@ -26,6 +26,9 @@ pub struct Written {
     /// Records received but not stored: clock entries whose business day
     /// lies outside the replaced days (their own days' export stores them).
     pub outside: u64,
+    /// Records received that cannot be stored, kept in
+    /// `sonnys.rejected_records` instead (clock entries without a clock-in).
+    pub quarantined: u64,
 }
 
 /// The records with distinct keys, the later of two with one key winning
@@ -90,6 +93,19 @@ pub async fn upsert_employees(
 /// an undocumented zone, so exports ask for a day more on each side) are not
 /// stored: the days they belong to are replaced by their own export.
 ///
+/// An entry still on shift (`clock_out` `None`) is stored as given, with
+/// the hours it reports; once it is closed the same key, its clock-in,
+/// carries the finished entry, so the open row is updated, never doubled.
+///
+/// The export's `quarantined` entries (no clock-in, so no key) replace the
+/// employee's quarantined entries of the same days in
+/// `sonnys.rejected_records`, so a mended entry leaves no stale quarantine.
+/// Such an entry's business day is the local date of its clock-out by the
+/// same zone rule, else — with neither time readable — the first of `days`;
+/// those on other days are left to their own days' export. Its key is
+/// `clock:{employee_id}:{md5 of the raw entry}`, its site code `''` when
+/// it names none.
+///
 /// Entries of another employee are refused: they would escape the replacement.
 pub async fn replace_clock_entries(
     pool: &PgPool,
@@ -98,11 +114,15 @@ pub async fn replace_clock_entries(
     employee_id: i64,
     days: RangeInclusive<NaiveDate>,
     entries: &[ClockEntry],
+    quarantined: &[QuarantinedEntry],
 ) -> sqlx::Result<Written> {
-    if let Some(other) = entries.iter().find(|e| e.employee_id != employee_id) {
+    let others = entries
+        .iter()
+        .map(|e| e.employee_id)
+        .chain(quarantined.iter().map(|q| q.employee_id));
+    if let Some(other) = others.into_iter().find(|id| *id != employee_id) {
         return Err(sqlx::Error::InvalidArgument(format!(
-            "replace_clock_entries for employee {employee_id} of account {account} received an entry of employee {}",
-            other.employee_id
+            "replace_clock_entries for employee {employee_id} of account {account} received an entry of employee {other}"
         )));
     }
     let rows = last_per_key(entries, |e| e.clock_in);
@@ -111,7 +131,7 @@ pub async fn replace_clock_entries(
             rows.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let (deleted, inserted, updated, kept): (i64, i64, i64, i64) = sqlx::query_as(
+    let (deleted, inserted, updated, kept, set_aside): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "WITH received AS (
              SELECT u.*, (u.clock_in AT TIME ZONE coalesce(z.effective_timezone, $3))::date AS business_date
                FROM UNNEST($6::timestamptz[], $7::timestamptz[], $8::text[], $9::numeric[], $10::numeric[],
@@ -157,11 +177,38 @@ pub async fn replace_clock_entries(
                      EXCLUDED.overtime_hours, EXCLUDED.was_modified, EXCLUDED.modification_timestamp,
                      EXCLUDED.was_created_in_back_office, EXCLUDED.raw)
              RETURNING (e.xmax = 0) AS inserted
+         ), set_aside AS (
+             SELECT DISTINCT ON (site_code, business_date, record_key) *
+               FROM (SELECT coalesce(q.site_code, '') AS site_code,
+                            coalesce((q.clock_out AT TIME ZONE coalesce(z.effective_timezone, $3))::date,
+                                     $4) AS business_date,
+                            'clock:' || $2::text || ':' || md5(q.raw) AS record_key,
+                            q.reason, q.raw
+                       FROM UNNEST($18::text[], $19::timestamptz[], $20::text[], $21::text[])
+                            AS q(site_code, clock_out, reason, raw)
+                       LEFT JOIN LATERAL (SELECT s.effective_timezone FROM sonnys.sites s
+                                           WHERE s.account = $1 AND s.code = q.site_code
+                                           ORDER BY s.updated_at DESC LIMIT 1) z ON true) q
+              WHERE business_date BETWEEN $4 AND $5
+         ), mended AS (
+             DELETE FROM sonnys.rejected_records r
+              WHERE r.account = $1 AND r.record_key LIKE 'clock:' || $2::text || ':%'
+                AND r.business_date BETWEEN $4 AND $5
+                AND NOT EXISTS (SELECT 1 FROM set_aside a
+                                 WHERE (a.site_code, a.business_date, a.record_key)
+                                     = (r.site_code, r.business_date, r.record_key))
+         ), quarantined AS (
+             INSERT INTO sonnys.rejected_records AS r
+                    (account, site_code, business_date, record_key, transaction_id, reason, raw)
+             SELECT $1, site_code, business_date, record_key, NULL, reason, raw FROM set_aside
+             ON CONFLICT (account, site_code, business_date, record_key) DO UPDATE
+                SET reason = EXCLUDED.reason, raw = EXCLUDED.raw, last_seen_at = now()
          )
          SELECT (SELECT count(*) FROM deleted),
                 (SELECT count(*) FROM upserted WHERE inserted),
                 (SELECT count(*) FROM upserted WHERE NOT inserted),
-                (SELECT count(*) FROM kept)",
+                (SELECT count(*) FROM kept),
+                (SELECT count(*) FROM set_aside)",
     )
     .bind(account.as_str())
     .bind(employee_id)
@@ -180,22 +227,33 @@ pub async fn replace_clock_entries(
     .bind(column!(|e| e.modification_timestamp))
     .bind(column!(|e| e.was_created_in_back_office))
     .bind(column!(|e| &e.raw))
+    .bind(quarantined.iter().map(|q| q.site_code.as_deref()).collect::<Vec<_>>())
+    .bind(quarantined.iter().map(|q| q.clock_out).collect::<Vec<_>>())
+    .bind(quarantined.iter().map(|q| q.reason.as_str()).collect::<Vec<_>>())
+    // As text, as sonnys.rejected_records keeps every record.
+    .bind(quarantined.iter().map(|q| q.raw.to_string()).collect::<Vec<_>>())
     .fetch_one(pool)
     .await?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let set_aside = count(set_aside);
     Ok(Written {
         inserted: count(inserted),
         updated: count(updated),
         unchanged: count(kept - inserted - updated),
         deleted: count(deleted),
-        outside: rows.len() as u64 - count(kept),
+        // Entries and set-aside entries on other days alike.
+        outside: (rows.len() + quarantined.len()) as u64 - count(kept) - set_aside,
+        quarantined: set_aside,
     })
 }
 
 /// Record membership accounts as `/recurring/account/list` reports them.
+/// A sign-up or cancel date sent as a bare date is stored as its local
+/// midnight in `account_zone` (see [`crate::api::people::ServedTime`]).
 pub async fn upsert_recurring_accounts(
     pool: &PgPool,
     account: &AccountName,
+    account_zone: Tz,
     accounts: &[RecurringAccount],
 ) -> sqlx::Result<Written> {
     let rows = last_per_key(accounts, |a| a.id.as_str());
@@ -226,8 +284,8 @@ pub async fn upsert_recurring_accounts(
     .bind(column!(|a| a.id.as_str()))
     .bind(column!(|a| a.name.as_deref()))
     .bind(column!(|a| a.customer_id.as_deref()))
-    .bind(column!(|a| a.sign_up_at))
-    .bind(column!(|a| a.cancel_at))
+    .bind(column!(|a| a.sign_up_at(account_zone)))
+    .bind(column!(|a| a.cancel_at(account_zone)))
     .bind(column!(|a| a.status))
     .bind(column!(|a| a.status_name.as_deref()))
     .bind(column!(|a| a.billing_site_id))
@@ -240,14 +298,21 @@ pub async fn upsert_recurring_accounts(
 
 /// Record membership status changes as `/recurring/account/status-list`
 /// reports them. Changes are events: a later export adds to them and
-/// corrects their details, and never removes one.
+/// corrects their details, and never removes one. A `status_date` sent as
+/// a bare date is stored as its local midnight in `account_zone` (see
+/// [`crate::api::people::ServedTime`]).
 pub async fn upsert_status_changes(
     pool: &PgPool,
     account: &AccountName,
+    account_zone: Tz,
     changes: &[StatusChange],
 ) -> sqlx::Result<Written> {
     let rows = last_per_key(changes, |c| {
-        (c.recurring_id.as_str(), c.status_at, c.new_status.as_str())
+        (
+            c.recurring_id.as_str(),
+            c.status_at(account_zone),
+            c.new_status.as_str(),
+        )
     });
     macro_rules! column {
         ($f:expr) => {
@@ -272,7 +337,7 @@ pub async fn upsert_status_changes(
     )
     .bind(account.as_str())
     .bind(column!(|c| c.recurring_id.as_str()))
-    .bind(column!(|c| c.status_at))
+    .bind(column!(|c| c.status_at(account_zone)))
     .bind(column!(|c| c.new_status.as_str()))
     .bind(column!(|c| c.old_status.as_deref()))
     .bind(column!(|c| c.washbook_account_id.as_deref()))
@@ -310,20 +375,35 @@ pub async fn begin(
     Ok(())
 }
 
+/// How an export ended, for [`finish`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outcome<'a> {
+    pub requests: i64,
+    /// Records received.
+    pub records: i64,
+    /// Records quarantined in `sonnys.rejected_records`.
+    pub rejected: i64,
+    pub error: Option<&'a str>,
+}
+
 /// Record how an export of `data` over `span` ended.
 pub async fn finish(
     pool: &PgPool,
     account: &AccountName,
     data: &str,
     span: Span,
-    requests: i64,
-    records: i64,
-    error: Option<&str>,
+    outcome: Outcome<'_>,
 ) -> sqlx::Result<()> {
+    let Outcome {
+        requests,
+        records,
+        rejected,
+        error,
+    } = outcome;
     sqlx::query(
         "UPDATE sonnys.people_syncs
             SET status = CASE WHEN $7::text IS NULL THEN 'done' ELSE 'failed' END,
-                requests = $5, records = $6, last_error = $7, finished_at = now()
+                requests = $5, records = $6, last_error = $7, rejected = $8, finished_at = now()
           WHERE account = $1 AND data = $2 AND covered_from = $3 AND covered_to = $4",
     )
     .bind(account.as_str())
@@ -333,6 +413,7 @@ pub async fn finish(
     .bind(i32::try_from(requests).unwrap_or(i32::MAX))
     .bind(i32::try_from(records).unwrap_or(i32::MAX))
     .bind(error)
+    .bind(i32::try_from(rejected).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
     Ok(())

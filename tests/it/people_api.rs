@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sonnys_etl::api::people::{ClockEntry, RecurringAccount, StatusChange};
+use sonnys_etl::api::people::{ClockEntry, RecurringAccount, ServedTime};
 use sonnys_etl::api::{ApiError, Client};
 use sonnys_etl::budget::{Allowance, Budget};
 use sonnys_etl::domain::{AccountName, ApiId};
@@ -228,7 +228,8 @@ async fn a_hand_made_week_gives_the_hand_worked_overtime_and_labour_cost() {
     let week = client
         .clock_entries(1, d("2026-01-02"), d("2026-01-09"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     // 4 × 8.5 h, then 9.75 h of which 6 reach 40 and 3.75 are overtime;
     // Friday 2026-01-09 opens a new week.
     assert_eq!(
@@ -254,7 +255,8 @@ async fn a_hand_made_week_gives_the_hand_worked_overtime_and_labour_cost() {
     let tuesday = client
         .clock_entries(1, d("2026-01-06"), d("2026-01-06"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(hours(&tuesday), pairs(&[("6", "3.75")]));
 
     // The service's own week totals, which the client does not keep.
@@ -302,12 +304,14 @@ async fn a_night_shift_belongs_to_the_utc_date_of_its_clock_in_so_clients_ask_a_
     let alone = client
         .clock_entries(2, d("2026-01-06"), d("2026-01-06"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert!(alone.is_empty(), "{alone:?}");
     let wider = client
         .clock_entries(2, d("2026-01-05"), d("2026-01-07"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(wider.len(), 1);
     let night = &wider[0];
     let local_in = night.clock_in.with_timezone(&new_york);
@@ -325,7 +329,8 @@ async fn a_night_shift_belongs_to_the_utc_date_of_its_clock_in_so_clients_ask_a_
     let later = client
         .clock_entries(2, d("2026-01-08"), d("2026-01-09"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(later.len(), 2);
     assert!(later[0].was_created_in_back_office && !later[0].was_modified);
     assert_eq!(later[1].clock_in, t("2026-01-09T03:00:00Z"));
@@ -362,7 +367,8 @@ async fn an_edited_clock_in_replaces_the_entry_and_changes_the_weeks_overtime() 
     let week = client
         .clock_entries(1, d("2026-01-02"), d("2026-01-08"))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     let tuesday = &week[4];
     assert_eq!(tuesday.clock_in, t("2026-01-06T12:00:00Z"));
     assert_eq!(
@@ -538,7 +544,13 @@ fn members_fixture() -> People {
 fn summary(accounts: &[RecurringAccount]) -> Vec<(String, Option<String>, Option<DateTime<Utc>>)> {
     accounts
         .iter()
-        .map(|a| (a.id.clone(), a.status_name.clone(), a.cancel_at))
+        .map(|a| {
+            (
+                a.id.clone(),
+                a.status_name.clone(),
+                a.cancel_at(Tz::America__New_York),
+            )
+        })
         .collect()
 }
 
@@ -566,7 +578,10 @@ async fn members_report_their_status_as_of_the_end_of_the_sign_up_period() {
         ]
     );
     let pat = &half_year[0];
-    assert_eq!(pat.sign_up_at, Some(t("2025-01-10T15:00:00Z")));
+    assert_eq!(
+        pat.sign_up_at(Tz::America__New_York),
+        Some(t("2025-01-10T15:00:00Z"))
+    );
     assert_eq!(
         (pat.billing_site_id, pat.billing_site_code.as_deref()),
         (Some(1), Some("N01"))
@@ -620,7 +635,15 @@ async fn members_report_their_status_as_of_the_end_of_the_sign_up_period() {
         ]
     );
     let rejoin = &changes[3];
-    assert_eq!(rejoin.status_at, t("2025-05-20T17:00:00Z"));
+    // Its time, or its New York date if the service chose to send only that.
+    let truth = &members_fixture().changes[1];
+    assert_eq!(truth.at, t("2025-05-20T17:00:00Z"));
+    let stored = app.sim().stored_status_at(NORTH, truth);
+    assert!(
+        stored == truth.at || stored == t("2025-05-20T04:00:00Z"),
+        "{stored}"
+    );
+    assert_eq!(rejoin.status_at(Tz::America__New_York), stored);
     assert_eq!(rejoin.washbook_account_id.as_deref(), Some("1:5001"));
     assert_eq!(
         (rejoin.employee_name.as_deref(), rejoin.site_code.as_deref()),
@@ -683,7 +706,7 @@ async fn the_account_list_serves_six_months_at_a_time_in_pages_of_a_hundred() {
     assert_eq!(app.sim().counters(NORTH).member_requests, 4);
     assert!(accounts
         .iter()
-        .all(|a| a.name.is_none() && a.cancel_at.is_none()));
+        .all(|a| a.name.is_none() && a.cancel_date.is_none()));
 }
 
 #[tokio::test]
@@ -834,7 +857,8 @@ async fn the_generated_labour_has_overtime_two_sites_night_shifts_and_late_edits
                         today - Days::new(to),
                     )
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .entries;
                 entries.extend(got);
             }
             let sites: HashSet<String> = entries
@@ -888,10 +912,42 @@ async fn the_generated_members_tell_every_story_and_agree_with_their_status_chan
         );
         assert!(story("Active", "Suspended") && story("Active", "Expired"));
 
+        // Each change is read at the instant the simulator says a client
+        // should store: its time, or its date's midnight in the account's
+        // zone for those the live shape sends as a bare date.
+        let zone: Tz = app.account(api_id).timezone.parse().unwrap();
+        let truth: Vec<SimStatusChange> = app
+            .sim()
+            .status_changes(api_id)
+            .into_iter()
+            .filter(|c| c.at <= now)
+            .collect();
+        assert_eq!(changes.len(), truth.len());
+        for (got, want) in changes.iter().zip(&truth) {
+            assert_eq!(
+                (got.recurring_id.as_str(), got.new_status.as_str()),
+                (want.recurring_id.as_str(), want.new_status.name())
+            );
+            assert_eq!(
+                got.status_at(zone),
+                app.sim().stored_status_at(api_id, want)
+            );
+        }
+        let bare = changes
+            .iter()
+            .filter(|c| matches!(c.status_date, ServedTime::Date(_)))
+            .count();
+        assert!(
+            bare > 0 && bare < changes.len() / 4,
+            "{api_id}: {bare} bare dates of {}",
+            changes.len()
+        );
+
         // Every sign-up period of six months, each account's status at the
-        // period's end is its latest change by then.
-        let mut by_member: HashMap<&str, Vec<&StatusChange>> = HashMap::new();
-        for c in &changes {
+        // period's end is its latest change by then (by the change's time,
+        // which the service knows even when it sends only the date).
+        let mut by_member: HashMap<&str, Vec<&SimStatusChange>> = HashMap::new();
+        for c in &truth {
             by_member.entry(&c.recurring_id).or_default().push(c);
         }
         let mut period_start = first;
@@ -902,8 +958,8 @@ async fn the_generated_members_tell_every_story_and_agree_with_their_status_chan
             for a in client.recurring_accounts(period_start, end).await.unwrap() {
                 let expected = by_member
                     .get(a.id.as_str())
-                    .and_then(|list| list.iter().rfind(|c| c.status_at <= end))
-                    .map_or("Active", |c| c.new_status.as_str());
+                    .and_then(|list| list.iter().rfind(|c| c.at <= end))
+                    .map_or("Active", |c| c.new_status.name());
                 assert_eq!(a.status_name.as_deref(), Some(expected), "{}", a.id);
                 sites.insert(a.billing_site_code.clone().unwrap_or_default());
                 count += 1;
@@ -920,4 +976,132 @@ async fn the_generated_members_tell_every_story_and_agree_with_their_status_chan
             assert!(app.account(api_id).sites.iter().any(|s| s.code == "D02"));
         }
     }
+}
+
+#[tokio::test]
+async fn the_live_shape_on_the_wire_null_totals_open_shifts_bare_dates_and_no_clock_in() {
+    let mut config = fast_simulator();
+    config.faults.people_null_total_rate = 1.0;
+    config.faults.bare_date_rate = 1.0;
+    let app = PeopleSim::start(config).await;
+    let client = app.client(NORTH);
+    let now = Utc::now();
+    let today = now.date_naive();
+    let yesterday = today - Days::new(1);
+    // On shift since two hours ago (whole seconds, as the service sends
+    // milliseconds); yesterday's shift ended long ago.
+    let open_in = DateTime::from_timestamp(now.timestamp() - 7_200, 0).unwrap();
+    let closed_in = yesterday.and_hms_opt(10, 0, 0).unwrap().and_utc();
+    let mut open = shift(
+        1,
+        "N01",
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T01:00:00Z",
+        "16.00",
+        true,
+    );
+    (open.clock_in, open.clock_out) = (open_in, None);
+    let closed = SimShift {
+        clock_in: closed_in,
+        clock_out: Some(closed_in + chrono::Duration::hours(4)),
+        ..open.clone()
+    };
+    let cancel = SimStatusChange {
+        recurring_id: "1:5001".into(),
+        at: t("2025-03-05T16:00:00Z"),
+        old_status: MemberStatus::Active,
+        new_status: MemberStatus::Cancelled,
+        employee_name: "Maria Lopez".into(),
+        site_code: "N01".into(),
+    };
+    app.sim().set_people(
+        NORTH,
+        People {
+            employees: (1..=200).map(|i| employee(i, "Staff", "Member")).collect(),
+            shifts: vec![closed, open],
+            changes: vec![cancel.clone()],
+            ..People::default()
+        },
+    );
+
+    // Two full pages without a total, then an empty one.
+    let (status, body) = app
+        .get(NORTH, "/employee", &[("limit", "100"), ("offset", "2")])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["data"]["total"].is_null(), "{body}");
+    assert_eq!(body["data"]["employees"].as_array().unwrap().len(), 100);
+    assert_eq!(client.list_employees().await.unwrap().len(), 200);
+    assert_eq!(app.sim().counters(NORTH).labour_requests, 1 + 3);
+
+    // The status list sends the New York date alone.
+    let (_, body) = app
+        .get(
+            NORTH,
+            "/recurring/account/status-list",
+            &[("startDate", "1735689600")],
+        )
+        .await;
+    assert_eq!(body["data"]["accounts"][0]["status_date"], "2025-03-05");
+    assert!(body["data"]["total"].is_null(), "{body}");
+    let read = client
+        .status_changes(t("2025-01-01T00:00:00Z"), now)
+        .await
+        .unwrap();
+    assert_eq!(read[0].status_date, ServedTime::Date(d("2025-03-05")));
+    assert_eq!(
+        read[0].status_at(Tz::America__New_York),
+        app.sim().stored_status_at(NORTH, &cancel)
+    );
+    assert_eq!(
+        app.sim().stored_status_at(NORTH, &cancel),
+        t("2025-03-05T05:00:00Z")
+    );
+
+    // The open shift has `clockOut: null` and is read as open.
+    let (yesterday, today) = (yesterday.to_string(), today.to_string());
+    let dates = [
+        ("startDate", yesterday.as_str()),
+        ("endDate", today.as_str()),
+    ];
+    let (_, body) = app.get(NORTH, "/employee/1/clock-entries", &dates).await;
+    let served: Vec<&Value> = body["data"]["weeks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["clockEntries"].as_array().unwrap())
+        .collect();
+    assert_eq!(served.len(), 2, "{body}");
+    assert!(served.iter().any(|e| e["clockOut"].is_null()), "{body}");
+    let (from, to) = (now.date_naive() - Days::new(1), now.date_naive());
+    let read = client.clock_entries(1, from, to).await.unwrap();
+    let open_read: Vec<_> = read
+        .entries
+        .iter()
+        .filter(|e| e.clock_out.is_none())
+        .collect();
+    assert_eq!(open_read.len(), 1);
+    assert_eq!(open_read[0].clock_in, open_in);
+
+    // An entry sent without its clock-in is set aside; the rest is read.
+    assert!(app.sim().serve_without_clock_in(NORTH, 1, closed_in));
+    let (_, body) = app.get(NORTH, "/employee/1/clock-entries", &dates).await;
+    assert!(
+        body["data"]["weeks"][0]["clockEntries"][0]["clockIn"].is_null(),
+        "{body}"
+    );
+    let read = client.clock_entries(1, from, to).await.unwrap();
+    assert_eq!((read.entries.len(), read.quarantined.len()), (1, 1));
+    assert_eq!(
+        read.quarantined[0].clock_out,
+        Some(closed_in + chrono::Duration::hours(4))
+    );
+
+    // Without the open-shift knob, an entry shows only once its shift ends.
+    app.sim().set_faults(Faults {
+        open_shifts: false,
+        ..fast_simulator().faults
+    });
+    let read = client.clock_entries(1, from, to).await.unwrap();
+    assert_eq!((read.entries.len(), read.quarantined.len()), (0, 1));
 }

@@ -12,7 +12,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-use sonnys_etl::api::people::{ClockEntry, Employee, RecurringAccount, StatusChange};
+use sonnys_etl::api::people::{
+    ClockEntry, Employee, QuarantinedEntry, RecurringAccount, ServedTime, StatusChange,
+};
 use sonnys_etl::domain::AccountName;
 use sonnys_etl::report::{self, Format, GroupBy, Kpi, ReportArgs};
 use sonnys_etl::store::people::{self, Written};
@@ -156,8 +158,8 @@ fn member(id: &str, site: &str, sign_up: Option<&str>, status: &str) -> Recurrin
         id: id.to_string(),
         name: Some(format!("Member {id}")),
         customer_id: Some(format!("C-{id}")),
-        sign_up_at: sign_up.map(at),
-        cancel_at: None,
+        sign_up_date: sign_up.map(|t| ServedTime::Instant(at(t))),
+        cancel_date: None,
         status: None,
         status_name: Some(status.to_string()),
         billing_site_id: None,
@@ -170,7 +172,7 @@ fn change(id: &str, when: &str, old: Option<&str>, new: &str) -> StatusChange {
     StatusChange {
         recurring_id: id.to_string(),
         washbook_account_id: None,
-        status_at: at(when),
+        status_date: ServedTime::Instant(at(when)),
         old_status: old.map(str::to_string),
         new_status: new.to_string(),
         employee_name: Some("Billing Service".to_string()),
@@ -236,10 +238,18 @@ async fn people_db() -> PgPool {
         .expect("south employees");
     let week = date("2024-03-04")..=date("2024-03-10");
     let (ana, ben) = north_shifts();
-    people::replace_clock_entries(&pool, &north, CHICAGO, ANA.employee_id, week.clone(), &ana)
-        .await
-        .expect("Ana's week");
-    people::replace_clock_entries(&pool, &north, CHICAGO, BEN.employee_id, week, &ben)
+    people::replace_clock_entries(
+        &pool,
+        &north,
+        CHICAGO,
+        ANA.employee_id,
+        week.clone(),
+        &ana,
+        &[],
+    )
+    .await
+    .expect("Ana's week");
+    people::replace_clock_entries(&pool, &north, CHICAGO, BEN.employee_id, week, &ben, &[])
         .await
         .expect("Ben's week");
     let (first, second) = south_exports();
@@ -252,20 +262,22 @@ async fn people_db() -> PgPool {
             CY.employee_id,
             weekend.clone(),
             &export,
+            &[],
         )
         .await
         .expect("Cy's weekend");
     }
     let (members, changes) = north_members();
-    people::upsert_recurring_accounts(&pool, &north, &members)
+    people::upsert_recurring_accounts(&pool, &north, CHICAGO, &members)
         .await
         .expect("north members");
-    people::upsert_status_changes(&pool, &north, &changes)
+    people::upsert_status_changes(&pool, &north, CHICAGO, &changes)
         .await
         .expect("north status changes");
     people::upsert_recurring_accounts(
         &pool,
         &south,
+        NEW_YORK,
         &[member(
             "M7",
             "S1",
@@ -399,6 +411,7 @@ async fn re_exporting_a_window_replaces_an_edited_clock_in() {
         CY.employee_id,
         weekend.clone(),
         &first,
+        &[],
     )
     .await
     .expect("first export");
@@ -416,6 +429,7 @@ async fn re_exporting_a_window_replaces_an_edited_clock_in() {
         CY.employee_id,
         weekend.clone(),
         &second,
+        &[],
     )
     .await
     .expect("second export");
@@ -427,6 +441,7 @@ async fn re_exporting_a_window_replaces_an_edited_clock_in() {
             deleted: 1,   // 06:00
             outside: 1,   // Friday: its own window stores it
             updated: 0,
+            quarantined: 0,
         }
     );
     let entries: Vec<(String, Decimal, bool)> = sqlx::query_as(
@@ -452,6 +467,7 @@ async fn re_exporting_a_window_replaces_an_edited_clock_in() {
         CY.employee_id,
         weekend.clone(),
         &second,
+        &[],
     )
     .await
     .expect("third export");
@@ -465,10 +481,193 @@ async fn re_exporting_a_window_replaces_an_edited_clock_in() {
         (0, 0, 0, 2)
     );
     let emptied =
-        people::replace_clock_entries(&pool, &south, NEW_YORK, CY.employee_id, weekend, &[])
+        people::replace_clock_entries(&pool, &south, NEW_YORK, CY.employee_id, weekend, &[], &[])
             .await
             .expect("empty export");
     assert_eq!(emptied.deleted, 2);
+}
+
+/// (clock_out, regular_hours, labour_cost, clock_entries) of Cy's Saturday at S1.
+async fn cy_saturday(pool: &PgPool) -> (Option<DateTime<Utc>>, Decimal, Decimal, i64) {
+    let (clock_out,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+        "SELECT clock_out FROM sonnys.clock_entries WHERE account = 'south' AND employee_id = $1",
+    )
+    .bind(CY.employee_id)
+    .fetch_one(pool)
+    .await
+    .expect("one entry");
+    let (hours, cost, entries): (Decimal, Decimal, i64) = sqlx::query_as(
+        "SELECT regular_hours, labour_cost, clock_entries FROM reporting.daily_site_labour
+          WHERE account = 'south' AND site_code = 'S1' AND business_date = '2024-03-09'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("Saturday's labour");
+    (clock_out, hours, cost, entries)
+}
+
+#[tokio::test]
+async fn an_open_shift_is_stored_as_given_and_its_closing_replaces_it() {
+    let pool = fixture_db().await;
+    let south = account("south");
+    let weekend = date("2024-03-09")..=date("2024-03-10");
+    // Exported while Cy is on shift: no clock-out, the hours reported so far.
+    let mut open = shift(
+        &CY,
+        "S1",
+        "2024-03-09T08:00:00-05:00",
+        "2024-03-09T12:00:00-05:00",
+        "2.50",
+        "0",
+    );
+    open.clock_out = None;
+    open.raw["clockOut"] = serde_json::Value::Null;
+    let written = people::replace_clock_entries(
+        &pool,
+        &south,
+        NEW_YORK,
+        CY.employee_id,
+        weekend.clone(),
+        &[open],
+        &[],
+    )
+    .await
+    .expect("open shift stored");
+    assert_eq!(written.inserted, 1);
+    // 2.5 h × 16.00, counted once.
+    assert_eq!(cy_saturday(&pool).await, (None, d("2.50"), d("40.00"), 1));
+
+    // The next export has the shift closed: the same row, now finished.
+    let closed = shift(
+        &CY,
+        "S1",
+        "2024-03-09T08:00:00-05:00",
+        "2024-03-09T12:00:00-05:00",
+        "4.00",
+        "0",
+    );
+    let written = people::replace_clock_entries(
+        &pool,
+        &south,
+        NEW_YORK,
+        CY.employee_id,
+        weekend,
+        &[closed],
+        &[],
+    )
+    .await
+    .expect("closed shift stored");
+    assert_eq!(
+        (written.inserted, written.updated, written.deleted),
+        (0, 1, 0)
+    );
+    assert_eq!(
+        cy_saturday(&pool).await,
+        (
+            Some(at("2024-03-09T12:00:00-05:00")),
+            d("4.00"),
+            d("64.00"),
+            1
+        )
+    );
+}
+
+fn without_clock_in(pay: &Pay, site: Option<&str>, clock_out: Option<&str>) -> QuarantinedEntry {
+    QuarantinedEntry {
+        employee_id: pay.employee_id,
+        site_code: site.map(str::to_string),
+        clock_out: clock_out.map(at),
+        reason: format!(
+            "clock entry of employee {}: `clockIn` is null",
+            pay.employee_id
+        ),
+        raw: json!({"clockIn": null, "clockOut": clock_out, "siteCode": site.unwrap_or_default(),
+                    "regularRate": pay.rate}),
+    }
+}
+
+/// (site_code, business_date, reason) of the quarantined clock entries.
+async fn quarantined(pool: &PgPool) -> Vec<(String, NaiveDate, String)> {
+    sqlx::query_as(
+        "SELECT site_code, business_date, reason FROM sonnys.rejected_records
+          WHERE record_key LIKE 'clock:%' ORDER BY business_date, site_code",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("rejected records read")
+}
+
+#[tokio::test]
+async fn entries_without_a_clock_in_are_quarantined_alone_and_leave_once_mended() {
+    let pool = fixture_db().await;
+    let north = account("north");
+    let week = date("2024-03-04")..=date("2024-03-10");
+    let (ana, _) = north_shifts();
+    let set_aside = [
+        // Clocked out Tuesday 17:30 in Chicago: Tuesday's.
+        without_clock_in(&ANA, Some("N2"), Some("2024-03-05T17:30:00-06:00")),
+        // No time at all and no site: the first day exported.
+        without_clock_in(&ANA, None, None),
+        // Clocked out the Tuesday after: its own days' export keeps it.
+        without_clock_in(&ANA, Some("N1"), Some("2024-03-12T16:00:00-05:00")),
+    ];
+    let written = people::replace_clock_entries(
+        &pool,
+        &north,
+        CHICAGO,
+        ANA.employee_id,
+        week.clone(),
+        &ana,
+        &set_aside,
+    )
+    .await
+    .expect("entries stored");
+    assert_eq!(
+        (written.inserted, written.quarantined, written.outside),
+        (4, 2, 1)
+    );
+    let rows = quarantined(&pool).await;
+    assert_eq!(
+        rows.iter()
+            .map(|(s, d, _)| (s.as_str(), *d))
+            .collect::<Vec<_>>(),
+        [("", date("2024-03-04")), ("N2", date("2024-03-05"))]
+    );
+    assert!(
+        rows.iter()
+            .all(|(_, _, r)| r.contains("employee 101") && r.contains("clockIn")),
+        "{rows:?}"
+    );
+    // Ana's labour is whole: 7.75 + 8.50 + 8.00 + 3.00 hours.
+    let hours: Decimal = sqlx::query_scalar(
+        "SELECT sum(regular_hours) FROM sonnys.clock_entries WHERE account = 'north' AND employee_id = $1",
+    )
+    .bind(ANA.employee_id)
+    .fetch_one(&pool)
+    .await
+    .expect("hours read");
+    assert_eq!(hours, d("27.25"));
+
+    // Seen again, each is one row still.
+    people::replace_clock_entries(
+        &pool,
+        &north,
+        CHICAGO,
+        ANA.employee_id,
+        week.clone(),
+        &ana,
+        &set_aside,
+    )
+    .await
+    .expect("entries stored again");
+    assert_eq!(quarantined(&pool).await.len(), 2);
+    // Once the service sends the clock-in, the quarantine of those days empties.
+    let written =
+        people::replace_clock_entries(&pool, &north, CHICAGO, ANA.employee_id, week, &ana, &[])
+            .await
+            .expect("mended");
+    assert_eq!(written.quarantined, 0);
+    assert!(quarantined(&pool).await.is_empty());
 }
 
 #[tokio::test]
@@ -491,6 +690,7 @@ async fn clock_entries_of_an_unknown_site_take_the_accounts_zone_and_other_emplo
         ANA.employee_id,
         date("2024-03-04")..=date("2024-03-04"),
         std::slice::from_ref(&late),
+        &[],
     )
     .await
     .expect("unknown site stored");
@@ -509,6 +709,7 @@ async fn clock_entries_of_an_unknown_site_take_the_accounts_zone_and_other_emplo
         BEN.employee_id,
         date("2024-03-04")..=date("2024-03-04"),
         &[late],
+        &[],
     )
     .await
     .expect_err("Ana's entry in Ben's export is refused");
@@ -701,12 +902,13 @@ async fn member_history_rules_for_missing_sign_ups_sites_and_changes() {
         // A billing site not in the site list: days in UTC (21:00 in Chicago is the 2nd there).
         member("X3", "N9", Some("2024-02-02T03:00:00Z"), "Active"),
     ];
-    people::upsert_recurring_accounts(&pool, &north, &members)
+    people::upsert_recurring_accounts(&pool, &north, CHICAGO, &members)
         .await
         .expect("members");
     people::upsert_status_changes(
         &pool,
         &north,
+        CHICAGO,
         &[change(
             "X1",
             "2024-02-03T10:00:00-06:00",
@@ -758,21 +960,21 @@ async fn writing_the_same_records_again_changes_nothing() {
     );
 
     let (members, changes) = north_members();
-    let first = people::upsert_recurring_accounts(&pool, &north, &members)
+    let first = people::upsert_recurring_accounts(&pool, &north, CHICAGO, &members)
         .await
         .expect("members");
     assert_eq!((first.inserted, first.updated, first.unchanged), (6, 0, 0));
-    let again = people::upsert_recurring_accounts(&pool, &north, &members)
+    let again = people::upsert_recurring_accounts(&pool, &north, CHICAGO, &members)
         .await
         .expect("members");
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 6));
-    let first = people::upsert_status_changes(&pool, &north, &changes)
+    let first = people::upsert_status_changes(&pool, &north, CHICAGO, &changes)
         .await
         .expect("changes");
     assert_eq!((first.inserted, first.unchanged), (8, 0));
     // One change twice in a batch is stored once.
     let doubled: Vec<StatusChange> = changes.iter().chain(&changes[..1]).cloned().collect();
-    let again = people::upsert_status_changes(&pool, &north, &doubled)
+    let again = people::upsert_status_changes(&pool, &north, CHICAGO, &doubled)
         .await
         .expect("changes");
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 8));

@@ -335,3 +335,196 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
     // drew no 429.
     assert_eq!(app.simulator().counters(&api_id).rate_limited, 0);
 }
+
+/// Ann's clock entries as stored: (clock_in, clock_out, regular_hours).
+async fn ann_entries(app: &TestApp) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>, Decimal)> {
+    sqlx::query_as(
+        "SELECT clock_in, clock_out, regular_hours FROM sonnys.clock_entries
+          WHERE account = 'desert' AND employee_id = 1 ORDER BY clock_in",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_open_shift_is_stored_with_no_clock_out_and_replaced_once_it_closes() {
+    let app = TestApp::start(fast_simulator()).await;
+    let api_id = app.account("desert").api_id;
+    let last = last_ended_day(PHOENIX, Utc::now());
+    // Ann clocked in at 08:00 on the last ended day and, as far as
+    // BackOffice knows, is still on shift.
+    let clock_in = local(last, 8, 0);
+    let mut open = shift(1, "D01", clock_in, 8, "15.00");
+    open.clock_out = None;
+    let people = |shift: SimShift| People {
+        employees: vec![employee(1, "Ann")],
+        shifts: vec![shift],
+        ..People::default()
+    };
+    app.simulator().set_people(&api_id, people(open.clone()));
+
+    let first = sync_people(&app, "").await;
+    assert!(first.ok(), "{first}");
+    assert_eq!(ann_entries(&app).await, [(clock_in, None, d("0"))]);
+    assert_eq!(labour(&app, "D01", last).await, (d("0"), d("0"), d("0")));
+
+    // She clocks out at 12:00: the next export finishes the same row.
+    let closed = SimShift {
+        clock_out: Some(local(last, 12, 0)),
+        ..open
+    };
+    app.simulator().set_people(&api_id, people(closed));
+    let second = sync_people(&app, "").await;
+    assert!(second.ok(), "{second}");
+    assert_eq!(
+        ann_entries(&app).await,
+        [(clock_in, Some(local(last, 12, 0)), d("4"))]
+    );
+    assert_eq!(
+        labour(&app, "D01", last).await,
+        (d("4"), d("0"), d("60.00")),
+        "counted once"
+    );
+}
+
+#[tokio::test]
+async fn a_clock_entry_without_clock_in_is_quarantined_and_the_employees_other_entries_are_stored()
+{
+    let app = TestApp::start(fast_simulator()).await;
+    let api_id = app.account("desert").api_id;
+    let last = last_ended_day(PHOENIX, Utc::now());
+    let kept = local(last, 9, 0);
+    let lost = local(last - Days::new(1), 9, 0);
+    app.simulator().set_people(
+        &api_id,
+        People {
+            employees: vec![employee(1, "Ann")],
+            shifts: vec![
+                shift(1, "D01", lost, 12, "15.00"),
+                shift(1, "D01", kept, 8, "15.00"),
+            ],
+            ..People::default()
+        },
+    );
+    assert!(app.simulator().serve_without_clock_in(&api_id, 1, lost));
+
+    let summary = sync_people(&app, "").await;
+    assert!(summary.ok(), "a quarantine fails nothing: {summary}");
+    let report = summary.accounts[0].labour.as_ref().unwrap();
+    assert_eq!(report.written.quarantined, 1);
+    assert!(
+        summary
+            .to_string()
+            .contains("1 clock entries without a clock-in quarantined in sonnys.rejected_records"),
+        "{summary}"
+    );
+    assert_eq!(
+        ann_entries(&app).await,
+        [(kept, Some(local(last, 13, 0)), d("4"))]
+    );
+
+    // Filed under the day it ended (15:00 the day before last), at its site.
+    let rejected: Vec<(String, NaiveDate, String, String)> = sqlx::query_as(
+        "SELECT site_code, business_date, record_key, reason FROM sonnys.rejected_records
+          WHERE account = 'desert'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let (site, day, key, reason) = &rejected[0];
+    assert_eq!((site.as_str(), *day), ("D01", last - Days::new(1)));
+    assert!(key.starts_with("clock:1:"), "{key}");
+    assert!(
+        reason.contains("employee 1") && reason.contains("`clockIn` is null"),
+        "{reason}"
+    );
+    let recorded: i32 = sqlx::query_scalar(
+        "SELECT rejected FROM sonnys.people_syncs WHERE account = 'desert' AND data LIKE 'labour%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
+}
+
+#[tokio::test]
+async fn a_status_change_sent_as_a_bare_date_lands_at_the_accounts_local_midnight() {
+    let mut config = fast_simulator();
+    config.faults.bare_date_rate = 1.0;
+    let app = TestApp::start(config).await;
+    let api_id = app.account("desert").api_id;
+    let last = last_ended_day(PHOENIX, Utc::now());
+    let back = |n: u64| last - Days::new(n);
+    let member = |id: &str| SimMember {
+        id: id.into(),
+        name: None,
+        customer_id: None,
+        billing_site_code: "D01".into(),
+        signed_up: local(back(20), 10, 0),
+    };
+    // 1:1 cancels at 15:30 on its own; 1:2's payment fails and recovers on
+    // one day, which a date alone could not order: those keep their times.
+    let cancel = change(
+        "1:1",
+        local(back(5), 15, 30),
+        MemberStatus::Active,
+        MemberStatus::Cancelled,
+    );
+    let failed = change(
+        "1:2",
+        local(back(7), 8, 0),
+        MemberStatus::Active,
+        MemberStatus::PaymentFailed,
+    );
+    let recovered = change(
+        "1:2",
+        local(back(7), 20, 0),
+        MemberStatus::PaymentFailed,
+        MemberStatus::Active,
+    );
+    app.simulator().set_people(
+        &api_id,
+        People {
+            members: vec![member("1:1"), member("1:2")],
+            changes: vec![cancel.clone(), failed.clone(), recovered.clone()],
+            ..People::default()
+        },
+    );
+
+    let summary = sync_people(&app, "").await;
+    assert!(summary.ok(), "{summary}");
+    let stored: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT recurring_id, status_at FROM sonnys.recurring_status_changes
+          WHERE account = 'desert' ORDER BY status_at",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    let midnight = local(back(5), 0, 0);
+    assert_eq!(
+        stored,
+        [
+            ("1:2".to_string(), failed.at),
+            ("1:2".to_string(), recovered.at),
+            ("1:1".to_string(), midnight),
+        ]
+    );
+    // What the simulator says a client should store.
+    let truth: Vec<DateTime<Utc>> = [&failed, &recovered, &cancel]
+        .iter()
+        .map(|c| app.simulator().stored_status_at(&api_id, c))
+        .collect();
+    assert_eq!(truth, stored.iter().map(|s| s.1).collect::<Vec<_>>());
+    // The cancellation counts on its own local day.
+    let day: (i64, i64) = sqlx::query_as(
+        "SELECT active_members, cancellations FROM reporting.daily_site_members
+          WHERE account = 'desert' AND site_code = 'D01' AND business_date = $1",
+    )
+    .bind(back(5))
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(day, (1, 1));
+}
