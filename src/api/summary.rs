@@ -40,8 +40,7 @@ impl Summary {
         let field = |name: &str| raw.get(name).unwrap_or(&Value::Null);
         let id = text_of(field("transId"))
             .ok_or_else(|| format!("a summary without `transId`: {}", snippet(raw)))?;
-        let date = text_of(field("date"))
-            .and_then(|d| timestamp::<Value>(Value::String(d)).ok());
+        let date = text_of(field("date")).and_then(|d| timestamp::<Value>(Value::String(d)).ok());
         Ok(Self {
             number: text_of(field("transNumber")).and_then(|n| n.trim().parse().ok()),
             total: decimal_of(field("total")).ok().flatten(),
@@ -190,7 +189,10 @@ mod tests {
         raw["total"] = json!("twelve dollars");
         raw["isRecurringPlanSale"] = json!("maybe");
         let s = Summary::from_raw(&raw).unwrap();
-        assert_eq!((s.id.as_str(), s.total, s.is_recurring_plan_sale), ("876:1001", None, None));
+        assert_eq!(
+            (s.id.as_str(), s.total, s.is_recurring_plan_sale),
+            ("876:1001", None, None)
+        );
         let mut mended = raw.clone();
         mended["total"] = json!(12.99);
         assert_ne!(Summary::from_raw(&mended).unwrap().digest(), s.digest());
