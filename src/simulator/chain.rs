@@ -83,6 +83,9 @@ pub(crate) struct SiteDef {
     /// As `/site/list` reports it; `None` means the account's zone applies.
     pub timezone: Option<Tz>,
     pub kind: SiteKind,
+    /// One of the tunnels appended by `extra_sites`: it trades like the
+    /// sample's tunnels, but nobody is rostered or signs up as a member there.
+    pub extra: bool,
 }
 
 /// An account (one API id/key pair, one BackOffice database).
@@ -111,6 +114,7 @@ fn sample_accounts() -> Vec<AccountDef> {
         name: name.to_string(),
         timezone,
         kind,
+        extra: false,
     };
     vec![
         AccountDef {
@@ -172,6 +176,93 @@ fn sample_accounts() -> Vec<AccountDef> {
             ],
         },
     ]
+}
+
+/// Places the extra sites are named after, in an order chosen by the seed.
+const EXTRA_SITE_PLACES: &[&str] = &[
+    "Oak Street",
+    "Maple Avenue",
+    "Riverside",
+    "Hillcrest",
+    "Airport Road",
+    "Mill Creek",
+    "Westgate",
+    "Eastview",
+    "Briarwood",
+    "Cedar Park",
+    "Fairview",
+    "Harbor Point",
+    "Kingsley",
+    "Linden",
+    "Meadowbrook",
+    "Northgate",
+    "Parkside",
+    "Quarry Road",
+    "Ridgeway",
+    "Summit",
+    "Timberline",
+    "Union Square",
+    "Valley View",
+    "Willow Bend",
+];
+
+impl AccountDef {
+    /// Appends `count` tunnel sites that continue the account's pattern:
+    /// codes after the highest numbered one (`N04`, `N05`, …), site ids
+    /// after the highest physical one skipping ids already taken (the
+    /// online store's 7), zones cycling through the physical sites' zones as
+    /// `/site/list` reports them (null included), names from
+    /// [`EXTRA_SITE_PLACES`] in a seed-chosen order.
+    fn add_extra_sites(&mut self, seed: u64, count: u32) {
+        let physical: Vec<SiteDef> = self
+            .sites
+            .iter()
+            .filter(|s| s.kind != SiteKind::Virtual)
+            .cloned()
+            .collect();
+        let Some(last) = physical.last() else {
+            return;
+        };
+        let digits_at = last
+            .code
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .len();
+        let (prefix, width) = (&last.code[..digits_at], last.code.len() - digits_at);
+        let mut number = physical
+            .iter()
+            .filter_map(|s| s.code.strip_prefix(prefix)?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        let mut site_id = physical.iter().map(|s| s.site_id).max().unwrap_or(0);
+        let brand = physical[0]
+            .name
+            .split_once(" - ")
+            .map_or(self.name.as_str(), |(brand, _)| brand)
+            .to_string();
+        let account_key = str_hash(&self.api_id);
+        let mut places = EXTRA_SITE_PLACES.to_vec();
+        places.sort_by_key(|p| mix(seed, &[account_key, str_hash(p), 0xE57A]));
+        for i in 0..count as usize {
+            number += 1;
+            site_id += 1;
+            while self.sites.iter().any(|s| s.site_id == site_id) {
+                site_id += 1;
+            }
+            let place = places[i % places.len()];
+            let name = match i / places.len() {
+                0 => format!("{brand} - {place}"),
+                round => format!("{brand} - {place} {}", round + 1),
+            };
+            self.sites.push(SiteDef {
+                site_id,
+                code: format!("{prefix}{number:0width$}"),
+                name,
+                timezone: physical[i % physical.len()].timezone,
+                kind: SiteKind::Tunnel,
+                extra: true,
+            });
+        }
+    }
 }
 
 /// splitmix64 finaliser: a fixed, well-mixing function (unlike `std`'s hasher,
@@ -263,10 +354,16 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub fn new(seed: u64) -> Self {
+    /// The sample chain with `extra_sites` more tunnels per account
+    /// (see [`AccountDef::add_extra_sites`]).
+    pub fn new(seed: u64, extra_sites: u32) -> Self {
+        let mut accounts = sample_accounts();
+        for account in &mut accounts {
+            account.add_extra_sites(seed, extra_sites);
+        }
         Self {
             seed,
-            accounts: sample_accounts(),
+            accounts,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -1051,10 +1148,14 @@ pub(crate) fn normalize(record: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    use chrono::Timelike;
+
     use super::*;
 
     fn chain() -> Chain {
-        Chain::new(42)
+        Chain::new(42, 0)
     }
 
     fn dec(v: &Value) -> Decimal {
@@ -1144,6 +1245,93 @@ mod tests {
                     .collect();
                 assert!(vols.contains(&0) && vols.contains(&100) && vols.contains(&101));
                 assert!(vols.iter().any(|v| *v >= 1_000));
+            }
+        }
+    }
+
+    #[test]
+    fn thirty_seven_extra_sites_make_a_forty_site_chain_that_trades_every_normal_day() {
+        let c = Chain::new(42, 37);
+        let north = &c.accounts()[0];
+        assert_eq!(north.sites.len(), 40);
+        let codes: Vec<&str> = north.sites.iter().map(|s| s.code.as_str()).collect();
+        let expected: Vec<String> = (1..=40).map(|n| format!("N{n:02}")).collect();
+        assert_eq!(codes, expected);
+        let ids: HashSet<i64> = north.sites.iter().map(|s| s.site_id).collect();
+        assert_eq!(ids.len(), 40);
+        let names: HashSet<&str> = north.sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.len(), 40);
+
+        let start = NaiveDate::from_ymd_opt(2026, 6, 1).expect("date");
+        for (s, site) in north.sites.iter().enumerate().skip(3) {
+            assert_eq!(site.kind, SiteKind::Tunnel, "{}", site.code);
+            let tz = north.site_zone(site);
+            let date = start
+                .iter_days()
+                .take(30)
+                .find(|d| (150..=400).contains(&c.day_volume(0, s, *d)))
+                .expect("a normal day in 30");
+            let day = c.day(0, s, date);
+            assert_eq!(day.len(), c.day_volume(0, s, date), "{}", site.code);
+            for record in day.iter() {
+                assert_eq!(record["locationCode"], site.code.as_str());
+                let id = record["id"].as_str().expect("id");
+                assert_eq!(c.locate(0, id), Some((s, date)), "{id}");
+                let local = complete_date(record)
+                    .expect("completeDate")
+                    .with_timezone(&tz);
+                assert_eq!(local.date_naive(), date);
+                assert!((7..21).contains(&local.hour()), "{record}");
+            }
+        }
+    }
+
+    #[test]
+    fn extra_sites_follow_each_accounts_codes_ids_and_zones() {
+        let c = Chain::new(42, 6);
+        let desert = &c.accounts()[1];
+        let extra: Vec<(i64, &str, Option<Tz>)> = desert.sites[3..]
+            .iter()
+            .map(|s| (s.site_id, s.code.as_str(), s.timezone))
+            .collect();
+        let (phoenix, denver) = (Some(Tz::America__Phoenix), Some(Tz::America__Denver));
+        assert_eq!(
+            extra,
+            [
+                (3, "D03", phoenix),
+                (4, "D04", denver),
+                (5, "D05", phoenix),
+                (6, "D06", denver),
+                (8, "D07", phoenix),
+                (9, "D08", denver),
+            ]
+        );
+        let north = &c.accounts()[0];
+        let zones: Vec<Option<Tz>> = north.sites[3..6].iter().map(|s| s.timezone).collect();
+        assert_eq!(
+            zones,
+            [
+                Some(Tz::America__New_York),
+                Some(Tz::America__Chicago),
+                None
+            ]
+        );
+        assert!(north.sites[3].name.starts_with("Northside Car Wash - "));
+        assert!(desert.sites[3].name.starts_with("Desert Suds - "));
+    }
+
+    #[test]
+    fn extra_sites_change_nothing_at_the_sample_sites() {
+        let (sample, big) = (chain(), Chain::new(42, 37));
+        let date = NaiveDate::from_ymd_opt(2026, 6, 2).expect("date");
+        for (a, account) in sample.accounts().iter().enumerate() {
+            for (s, site) in account.sites.iter().enumerate() {
+                let other = &big.accounts()[a].sites[s];
+                assert_eq!(
+                    (other.site_id, &other.code, &other.name),
+                    (site.site_id, &site.code, &site.name)
+                );
+                assert_eq!(big.day(a, s, date), sample.day(a, s, date));
             }
         }
     }

@@ -35,6 +35,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 183)]
     pub max_age_days: i64,
 
+    /// Tunnel sites to add to each account after the sample's (N04, N05, …;
+    /// D03, D04, …), e.g. 37 for a 40-site northside chain in benchmarks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub extra_sites: u32,
+
     /// Share (0–1) of employee, membership-account and status-change list pages
     /// answering `"total": null`, as the live service sometimes does.
     #[arg(long, value_name = "P", default_value_t = super::people::LIVE_NULL_TOTAL_RATE, value_parser = probability)]
@@ -135,6 +140,7 @@ impl SimulateArgs {
             window: self.window,
             build_latency: self.build_latency,
             max_age_days: self.max_age_days,
+            extra_sites: self.extra_sites,
             shape: if self.spec_shape {
                 RecordShape::Spec
             } else {
@@ -250,6 +256,7 @@ mod tests {
         assert_eq!(config.faults.job_null_total_rate, 0.0);
         let library = SimulatorConfig::default();
         assert_eq!(config.shape, library.shape);
+        assert_eq!((config.extra_sites, library.extra_sites), (0, 0));
         assert_eq!(
             config.faults.null_total_rate,
             library.faults.null_total_rate
@@ -313,6 +320,13 @@ mod tests {
             ),
             (0.0, false, 0.0)
         );
+    }
+
+    #[test]
+    fn extra_sites_is_a_flag() {
+        let cli = Cli::try_parse_from(["simulate", "--extra-sites", "37"]).expect("parses");
+        assert_eq!(cli.args.config().extra_sites, 37);
+        assert!(Cli::try_parse_from(["simulate", "--extra-sites", "-1"]).is_err());
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub(crate) const FIRST_MONTH: NaiveDate = match NaiveDate::from_ymd_opt(2023, 12
 };
 
 /// Physical sites where nobody bills, so that reports meet a site with no
-/// members.
+/// members. Nobody bills at the extra sites either, so that the member book
+/// is the same whatever `extra_sites` is.
 pub(crate) const SITES_WITHOUT_MEMBERS: &[&str] = &["D02"];
 
 /// Who makes the changes that billing makes.
@@ -203,7 +204,9 @@ impl Members {
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                s.kind != SiteKind::Virtual && !SITES_WITHOUT_MEMBERS.contains(&s.code.as_str())
+                s.kind != SiteKind::Virtual
+                    && !s.extra
+                    && !SITES_WITHOUT_MEMBERS.contains(&s.code.as_str())
             })
             .map(|(i, _)| i)
             .collect();
@@ -395,7 +398,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn book(now: DateTime<Utc>) -> (Arc<MemberBook>, Arc<MemberBook>) {
-        let chain = Chain::new(42);
+        let chain = Chain::new(42, 0);
         let staff = Staff::new(42, chain.accounts());
         let members = Members::new(42);
         (
@@ -439,6 +442,19 @@ mod tests {
         assert!(later.members.len() > earlier.members.len());
         for m in &earlier.members {
             assert!(later.members.contains(m));
+        }
+    }
+
+    #[test]
+    fn extra_sites_leave_the_members_as_they_are() {
+        let chain = Chain::new(42, 37);
+        let staff = Staff::new(42, chain.accounts());
+        let members = Members::new(42);
+        let (north, desert) = book(now());
+        for (account, sample) in [north, desert].into_iter().enumerate() {
+            let big = members.book(&chain, &staff, account, now());
+            assert_eq!(big.members, sample.members);
+            assert_eq!(big.changes, sample.changes);
         }
     }
 

@@ -21,10 +21,19 @@
 //!
 //! Two accounts, generated from the seed one (site, local date) at a time:
 //!
-//! | account | API id | zone | sites (siteID code zone) |
-//! |---|---|---|---|
-//! | `northside` | `northside-demo` | America/New_York | 1 `N01` America/New_York; 2 `N02` America/Chicago; 3 `N03` null (account zone), open 24 h |
-//! | `desert` | `desert-demo` | America/Phoenix | 1 `D01` America/Phoenix; 2 `D02` America/Denver; 7 `""` virtual online store, America/Phoenix |
+//! | account | API id | zone | sites (siteID code zone) | `extra_sites` = n adds (siteID code zone) |
+//! |---|---|---|---|---|
+//! | `northside` | `northside-demo` | America/New_York | 1 `N01` America/New_York; 2 `N02` America/Chicago; 3 `N03` null (account zone), open 24 h | 4 `N04`, 5 `N05`, … 3+n; zones America/New_York, America/Chicago, null in turn |
+//! | `desert` | `desert-demo` | America/Phoenix | 1 `D01` America/Phoenix; 2 `D02` America/Denver; 7 `""` virtual online store, America/Phoenix | 3 `D03` … 6 `D06`, 8 `D07`, 9 `D08`, … (id 7 is the store's); zones America/Phoenix, America/Denver in turn |
+//!
+//! [`SimulatorConfig::extra_sites`] (`simulate --extra-sites N`, default 0)
+//! appends N tunnels to each account, after the sample's sites, for
+//! benchmarks that need a large chain: 37 makes `northside` a 40-site chain.
+//! They trade exactly like `N01` (hours, mix, special days, phases of their
+//! own), are named `"<brand> - <place>"` in a seed-chosen order, and with 0
+//! the chain is the sample's, byte for byte. Nobody is rostered and no
+//! member signs up at them, so the labour and membership data are the same
+//! whatever N is.
 //!
 //! Site ids restart at 1 per account, so transaction ids (`"{siteID}:{number}"`)
 //! are unique only within an account, as with real separate databases.
@@ -135,8 +144,8 @@
 //! requests of each family.
 //!
 //! Members sign up at `N01`–`N03` and `D01` since December 2023, 6–12 a
-//! month per account (`D02` and the online store have none, so a report
-//! meets a site without members). Their status changes follow billing:
+//! month per account (`D02`, the online store and any extra sites have
+//! none, so a report meets a site without members). Their status changes follow billing:
 //! failed payments that a retry fixes or that run out of retries, declines,
 //! expired cards, suspensions, cancellations (some rejoin later), annual
 //! plans that expire. The first members of December 2023 are scripted so
@@ -241,6 +250,10 @@ pub struct SimulatorConfig {
     pub build_latency: Duration,
     /// How far back `startDate` may reach, in days (the service: about 6 months).
     pub max_age_days: i64,
+    /// Tunnel sites added to each account after the sample's, for
+    /// benchmarks that need a large chain; 0 serves the sample chain as is.
+    /// See [The sample chain](#the-sample-chain).
+    pub extra_sites: u32,
     /// Which fields `get-job-data` records carry (the live service: [`RecordShape::Live`]).
     pub shape: RecordShape,
     /// Faults to inject.
@@ -282,6 +295,7 @@ impl Default for SimulatorConfig {
             window: Duration::from_secs(15),
             build_latency: Duration::from_secs(2),
             max_age_days: 183,
+            extra_sites: 0,
             shape: RecordShape::Live,
             // The live service sends "" for unset strings and sometimes a
             // null list total; default to both.
@@ -485,7 +499,7 @@ impl Simulator {
             status_cache: HashMap::new(),
             summary_cache: HashMap::new(),
         };
-        let chain = Chain::new(config.seed);
+        let chain = Chain::new(config.seed, config.extra_sites);
         Self {
             inner: Arc::new(Inner {
                 seed: config.seed,

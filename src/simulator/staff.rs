@@ -417,7 +417,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn staff() -> (Staff, Chain) {
-        let chain = Chain::new(42);
+        let chain = Chain::new(42, 0);
         (Staff::new(42, chain.accounts()), chain)
     }
 

@@ -342,6 +342,49 @@ async fn credentials_are_checked_on_every_request() {
 }
 
 #[tokio::test]
+async fn extra_sites_are_listed_after_the_sample_sites_and_export_like_them() {
+    let app = TestSim::start(SimulatorConfig {
+        extra_sites: 37,
+        ..quick()
+    })
+    .await;
+    let (status, body) = app.site_list().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    let sites = body["data"]["sites"].as_array().expect("sites");
+    let codes: Vec<&str> = sites
+        .iter()
+        .map(|s| s["code"].as_str().expect("code"))
+        .collect();
+    let expected: Vec<String> = (1..=40).map(|n| format!("N{n:02}")).collect();
+    assert_eq!(codes, expected);
+    let mut ids: Vec<i64> = sites
+        .iter()
+        .map(|s| s["siteID"].as_i64().expect("siteID"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    assert!(sites.iter().all(|s| s["name"].as_str().is_some()));
+
+    // The last one (zone America/New_York) exports a normal day in full.
+    let today = Utc::now()
+        .with_timezone(&Tz::America__New_York)
+        .date_naive();
+    let date = today
+        .iter_days()
+        .rev()
+        .skip(1)
+        .take(30)
+        .find(|d| (150..=400).contains(&app.sim().day_volume(ID, "N40", *d)))
+        .expect("a normal day within 30 days");
+    let (start, end) = day_window(date);
+    let served = app.export("N40", start.timestamp(), end.timestamp()).await;
+    assert_eq!(served.len(), app.sim().day_volume(ID, "N40", date));
+    assert!(served.iter().all(|r| r["locationCode"] == "N40"));
+}
+
+#[tokio::test]
 async fn a_busy_day_pages_by_hundred_with_the_window_total() {
     let app = TestSim::start(quick()).await;
     let date = find_day(app.sim(), |v| v >= 1_000);
