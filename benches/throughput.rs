@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  wall time:            {:.2} s", run.wall.as_secs_f64());
     println!(
-        "  theoretical minimum:  {:.2} s  (max(0, 2·{pages} − {LIMIT}) / {LIMIT} · {} s)",
+        "  theoretical minimum:  {:.2} s  (max(0, 3·{pages} − {LIMIT}) / {LIMIT} · {} s: a submit, a poll and a summary per page)",
         minimum.as_secs_f64(),
         WINDOW.as_secs_f64()
     );
@@ -369,9 +369,10 @@ async fn start_simulator() -> anyhow::Result<RunningSimulator> {
     Ok(sim.start("127.0.0.1:0".parse()?).await?)
 }
 
-/// The minimum time for `pages` pages: 2 requests each, the first `LIMIT` at once.
+/// The minimum time for `pages` pages: 3 requests each (a submit, a poll and
+/// a summary page), the first `LIMIT` at once.
 fn theoretical_minimum(pages: u64) -> Duration {
-    let extra = (2.0 * pages as f64 - LIMIT as f64).max(0.0);
+    let extra = (3.0 * pages as f64 - LIMIT as f64).max(0.0);
     WINDOW.mul_f64(extra / LIMIT as f64)
 }
 
@@ -1166,7 +1167,7 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
         caught_up.done, caught_up.transactions
     );
     let mut change = 0u64;
-    let mut late_changes = |back: u64, n: usize| {
+    let mut late_changes = |back: u64, n: usize| -> usize {
         // Void one paid transaction at each of `n` site-days within the
         // last `back` days, spread over the chain.
         let account = sim
@@ -1175,6 +1176,7 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
             .into_iter()
             .find(|a| a.name == "northside")
             .unwrap();
+        let mut applied = std::collections::HashSet::new();
         for i in 0..n {
             change += 1;
             let site = &account.sites[(change as usize * 7) % account.sites.len()];
@@ -1189,17 +1191,22 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
             );
             if let Some(r) = records.iter().find(|r| r["transactionStatus"] == "Completed") {
                 let id = r["id"].as_str().unwrap().to_owned();
-                sim.simulator()
-                    .update_transaction(api_id, &id, |r| r["transactionStatus"] = "Voided".into());
+                if sim
+                    .simulator()
+                    .update_transaction(api_id, &id, |r| r["transactionStatus"] = "Voided".into())
+                {
+                    applied.insert((site.code.clone(), date));
+                }
             }
         }
+        applied.len()
     };
     for lookback_days in [3u32, 7] {
-        late_changes(u64::from(lookback_days), 4);
+        let changed = late_changes(u64::from(lookback_days), 4);
         let (by_summaries, s) = night(lookback_days, "summaries").await?;
         let (full, f) = night(lookback_days, "full").await?;
         println!(
-            "  lookback_days = {lookback_days}: by summaries {by_summaries} requests ({} site-days checked, {} changed and exported again); full {full} requests ({} site-days exported); ratio {:.3}",
+            "  lookback_days = {lookback_days}, late voids on {changed} site-days: by summaries {by_summaries} requests ({} site-days checked, {} changed and exported again); full {full} requests ({} site-days exported); ratio {:.3}",
             s.unchanged + s.changed,
             s.changed,
             f.done,

@@ -583,16 +583,17 @@ impl DayExport<'_> {
                 .await?;
             done = pages;
             end = ends.into_inner().unwrap_or_else(|e| e.into_inner());
-            reported = seen_reported.load(Ordering::Relaxed);
-            let grown = seen.load(Ordering::Relaxed);
-            if grown > total && end.is_none() && reported >= grown {
+            // A larger total reported by a later page: the day grew.
+            let grown = seen_reported.load(Ordering::Relaxed);
+            if reported > 0 && grown > reported {
                 tracing::warn!(
-                    total,
+                    total = reported,
                     grown,
                     "the day grew during its export; fetching the new pages"
                 );
             }
-            total = grown;
+            reported = grown;
+            total = seen.load(Ordering::Relaxed);
         }
     }
 

@@ -452,6 +452,27 @@ async fn a_refused_account_stops_alone_and_the_healthy_one_completes() {
     );
 }
 
+/// The live service sometimes answers a page with `"total": null`: the
+/// export keeps asking for the next page until a short one, so a busy day
+/// lands whole (it used to read as a total of 0: page 1 stored, the day
+/// `done`, the rest lost).
+#[tokio::test]
+async fn pages_without_a_total_are_followed_until_a_short_one_and_the_day_lands_whole() {
+    let mut config = fast_simulator();
+    config.faults.job_null_total_rate = 1.0;
+    config.faults.null_total_rate = 1.0;
+    let app = TestApp::start(config).await;
+    let date = app.find_day("northside", "N01", |n| n >= 1000);
+    let exact = app.find_day("northside", "N02", |n| n == 100);
+    let summary = app.sync(date, date, &["northside"], &["N01"]).await;
+    assert!(summary.ok(), "{summary}");
+    assert!(assert_day_landed(&app, "northside", "N01", date).await >= 1000);
+    // Exactly 100: the full first page is followed by an empty second one.
+    let summary = app.sync(exact, exact, &["northside"], &["N02"]).await;
+    assert!(summary.ok(), "{summary}");
+    assert_eq!(assert_day_landed(&app, "northside", "N02", exact).await, 100);
+}
+
 #[tokio::test]
 async fn transient_faults_are_retried_and_the_data_still_lands_exactly() {
     // Enough requests (about 60) that a 500 is all but certain (the chance
