@@ -1067,7 +1067,16 @@ async fn whole_process(server: &str, from: NaiveDate, to: NaiveDate) -> anyhow::
             .arg("--config")
             .arg(&path)
             .args(["sync", "--from", &from.to_string(), "--to", &to.to_string()])
-            .args(["--account", "northside", "--site", "N01", "--site", "N02", "--site", "N03"])
+            .args([
+                "--account",
+                "northside",
+                "--site",
+                "N01",
+                "--site",
+                "N02",
+                "--site",
+                "N03",
+            ])
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -1078,9 +1087,10 @@ async fn whole_process(server: &str, from: NaiveDate, to: NaiveDate) -> anyhow::
         let after = sim.simulator().counters("northside-demo");
         let requests = after.requests - before.requests;
         let summaries = after.summary_requests - before.summary_requests;
-        let pages: i64 = sqlx::query_scalar("SELECT coalesce(sum(pages), 0)::bigint FROM sonnys.sync_days")
-            .fetch_one(&db.0)
-            .await?;
+        let pages: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(pages), 0)::bigint FROM sonnys.sync_days")
+                .fetch_one(&db.0)
+                .await?;
         let efficiency = physical_minimum(requests).as_secs_f64() / wall.as_secs_f64();
         println!(
             "  run {attempt}: {pages} pages, {requests} requests ({:.3} per page, of which {summaries} summaries: {:.3} per page), {} × 429, wall {:.2} s, physical minimum {:.2} s, efficiency {:.3}",
@@ -1180,8 +1190,10 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
         for i in 0..n {
             change += 1;
             let site = &account.sites[(change as usize * 7) % account.sites.len()];
-            let zone = parse_timezone(site.timezone.as_deref().unwrap_or(&account.timezone)).unwrap();
-            let date = sonnys_etl::sync::last_ended_day(zone, Utc::now()) - Days::new(i as u64 % back);
+            let zone =
+                parse_timezone(site.timezone.as_deref().unwrap_or(&account.timezone)).unwrap();
+            let date =
+                sonnys_etl::sync::last_ended_day(zone, Utc::now()) - Days::new(i as u64 % back);
             let day = BusinessDay::new(date, zone);
             let records = sim.simulator().transactions(
                 api_id,
@@ -1189,7 +1201,10 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
                 day.start(),
                 day.end_exclusive() - chrono::Duration::seconds(1),
             );
-            if let Some(r) = records.iter().find(|r| r["transactionStatus"] == "Completed") {
+            if let Some(r) = records
+                .iter()
+                .find(|r| r["transactionStatus"] == "Completed")
+            {
                 let id = r["id"].as_str().unwrap().to_owned();
                 if sim
                     .simulator()

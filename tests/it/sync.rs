@@ -470,7 +470,10 @@ async fn pages_without_a_total_are_followed_until_a_short_one_and_the_day_lands_
     // Exactly 100: the full first page is followed by an empty second one.
     let summary = app.sync(exact, exact, &["northside"], &["N02"]).await;
     assert!(summary.ok(), "{summary}");
-    assert_eq!(assert_day_landed(&app, "northside", "N02", exact).await, 100);
+    assert_eq!(
+        assert_day_landed(&app, "northside", "N02", exact).await,
+        100
+    );
 }
 
 #[tokio::test]
