@@ -681,6 +681,13 @@ impl Simulator {
         state.summary_cache.clear();
     }
 
+    /// Forgets every job hash but keeps the cached summary pages, as
+    /// happens when the summaries were read less than 10 minutes ago and
+    /// the export's jobs are built anew: the two can then disagree.
+    pub fn clear_export_jobs(&self) {
+        lock(&self.inner.state).jobs.clear();
+    }
+
     /// From now on `api_id` answers 403 `NotAuthorizedError`.
     pub fn revoke(&self, api_id: &str) {
         lock(&self.inner.state).revoked.insert(api_id.to_string());

@@ -458,3 +458,67 @@ async fn the_lookback_re_exports_only_the_site_days_whose_summaries_changed() {
     assert!(full.accounts[0].full_lookback, "{full}");
     assert_eq!(tender().await.as_deref(), Some("Fleet Card"));
 }
+
+/// A transaction gone from the export but still in the summaries (a cached
+/// summary page, read again within its 10 minutes): the day is read twice,
+/// then fails naming the id, and stays `done` with its rows whole. Once
+/// both agree, the stored row the source no longer has is removed.
+#[tokio::test]
+async fn export_and_summaries_that_disagree_fail_the_day_naming_the_id_and_it_stays_done() {
+    let app = TestApp::start(fast_simulator()).await;
+    let api_id = app.account("desert").api_id;
+    let date = app.find_day("desert", "D01", |n| (150..=400).contains(&n));
+    let first = app.sync(date, date, &["desert"], &["D01"]).await;
+    assert!(first.ok(), "{first}");
+    let served = app.served("desert", "D01", date);
+    let gone = served[served.len() / 2]["id"].as_str().unwrap().to_owned();
+    assert!(app
+        .simulator()
+        .update_transaction(&api_id, &gone, |r| *r = Value::Null));
+    app.simulator().clear_export_jobs();
+
+    let second = app.sync(date, date, &["desert"], &["D01"]).await;
+    assert!(!second.ok(), "{second}");
+    let error = &second.accounts[0].failures[0].error;
+    assert!(
+        error.contains(&gone) && error.contains("in the summaries but not exported"),
+        "{error}"
+    );
+    let (status, last_error): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, last_error FROM sonnys.sync_days WHERE account = 'desert' AND site_code = 'D01' AND business_date = $1",
+    )
+    .bind(date)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "done", "the day's rows are whole: it stays done");
+    assert!(last_error.is_some_and(|e| e.contains(&gone)));
+    let stored = |id: String| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM sonnys.transactions WHERE account = 'desert' AND id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(stored(gone.clone()).await, 1, "nothing stored is lost");
+
+    // Both caches expired: export and summaries agree the transaction is
+    // gone, and so is its row.
+    app.simulator().clear_job_cache();
+    let third = app.sync(date, date, &["desert"], &["D01"]).await;
+    assert!(third.ok(), "{third}");
+    assert_eq!(stored(gone).await, 0);
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sonnys.transactions WHERE account = 'desert' AND site_code = 'D01' AND business_date = $1",
+    )
+    .bind(date)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(count as usize, app.served("desert", "D01", date).len());
+}

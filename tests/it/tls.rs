@@ -69,7 +69,7 @@ async fn plain_server() -> u16 {
 }
 
 async fn private_server(name: &str) -> PrivatePostgres {
-    let data_dir = target_dir().join(name);
+    let data_dir = crate::support::private_server_dir(name);
     PrivatePostgres::start_with(&data_dir, Options::EPHEMERAL)
         .await
         .unwrap_or_else(|e| {

@@ -68,7 +68,7 @@ async fn maintenance_url() -> &'static str {
                 return url;
             }
         }
-        let data_dir = target_dir().join("test-postgres");
+        let data_dir = super::private_server_dir("test-postgres");
         let server = PrivatePostgres::start_with(&data_dir, Options::EPHEMERAL)
             .await
             .unwrap_or_else(|e| {
@@ -80,13 +80,6 @@ async fn maintenance_url() -> &'static str {
         server.url("postgres")
     })
     .await
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-    }
 }
 
 fn with_database(url: &str, database: &str) -> String {

@@ -2,10 +2,10 @@
 //!
 //! Every test gets a database of its own from [`test_db`], on the server named
 //! by `DATABASE_URL`, or else on a private server that the first test starts
-//! in `target/test-postgres`. That private server keeps running after the
-//! tests so later runs start fast; stop it with
-//! `pg_ctl stop -D target/test-postgres` (as user `postgres` when root) or
-//! delete the folder once it is stopped.
+//! in `$TMPDIR/sonnys-etl-<checkout>/test-postgres` ([`private_server_dir`]).
+//! That private server keeps running after the tests so later runs start
+//! fast; stop it with `pg_ctl stop -D <that folder>` (as user `postgres`
+//! when root) or delete the folder once it is stopped.
 //!
 //! Test databases are left behind (a test may still be using its pool when
 //! it finishes); each run drops those whose test process has exited.
@@ -14,6 +14,23 @@ pub mod chromium;
 mod database;
 
 pub use database::{test_db, TestDb};
+
+/// The data folder of the private server `name`, for this checkout: in the
+/// system's temporary folder, not under `target/`, because when the tests
+/// run as root the server runs as another user, who may not be able to
+/// enter the checkout (a clone in a `mktemp -d` folder, or under `/root`).
+pub fn private_server_dir(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let checkout = env!("CARGO_MANIFEST_DIR");
+    let hash = checkout.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let root = std::env::temp_dir().join(format!("sonnys-etl-{hash:016x}"));
+    std::fs::create_dir_all(&root).expect("create the private servers' folder");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
+        .expect("open the private servers' folder to the server's user");
+    root.join(name)
+}
 
 /// A temporary folder that an unprivileged PostgreSQL can use.
 ///
