@@ -179,8 +179,15 @@ impl PeopleExport<'_> {
         }
         .await;
         report.sweep = sweep;
-        self.finish(data, span, &requests, result, &mut report)
-            .await;
+        self.finish(
+            data,
+            span,
+            &requests,
+            Counted::default(),
+            result,
+            &mut report,
+        )
+        .await;
         report
     }
 
@@ -206,6 +213,7 @@ impl PeopleExport<'_> {
             .map(|p| ("member_history", p))
             .chain(std::iter::once(("member_sign_ups", (recent, now))))
         {
+            let before = Counted::of(&requests, &report);
             let result = async {
                 store::begin(self.pool, self.account, data, span)
                     .await
@@ -232,7 +240,7 @@ impl PeopleExport<'_> {
             }
             .await;
             let failed = result.is_err();
-            self.finish(data, span, &requests, result, &mut report)
+            self.finish(data, span, &requests, before, result, &mut report)
                 .await;
             if failed {
                 return report;
@@ -251,6 +259,7 @@ impl PeopleExport<'_> {
             }
         };
         let span = (from, now);
+        let before = Counted::of(&requests, &report);
         let result = async {
             store::begin(self.pool, self.account, "member_changes", span)
                 .await
@@ -273,8 +282,15 @@ impl PeopleExport<'_> {
             Ok(())
         }
         .await;
-        self.finish("member_changes", span, &requests, result, &mut report)
-            .await;
+        self.finish(
+            "member_changes",
+            span,
+            &requests,
+            before,
+            result,
+            &mut report,
+        )
+        .await;
         report
     }
 
@@ -363,28 +379,50 @@ impl PeopleExport<'_> {
             .map_err(|e: ExportError| format!("{what}: {e}"))
     }
 
+    /// Record one export (one `sonnys.people_syncs` row) with what it
+    /// alone spent and received: the counts since `before`, not the run's
+    /// running totals.
     async fn finish(
         &self,
         data: &str,
         span: (DateTime<Utc>, DateTime<Utc>),
         requests: &AtomicU64,
+        before: Counted,
         result: Result<(), String>,
         report: &mut PeopleReport,
     ) {
         report.requests = requests.load(Ordering::Relaxed);
-        let records = (report.records + report.listed) as i64;
+        let now = Counted::of(requests, report);
         if let Err(e) = &result {
             tracing::warn!(data, error = %e, "export failed");
             report.error = Some(e.clone());
         }
         let outcome = store::Outcome {
-            requests: report.requests as i64,
-            records,
-            rejected: report.written.quarantined as i64,
+            requests: (now.requests - before.requests) as i64,
+            records: (now.records - before.records) as i64,
+            rejected: (now.rejected - before.rejected) as i64,
             error: result.as_ref().err().map(String::as_str),
         };
         if let Err(e) = store::finish(self.pool, self.account, data, span, outcome).await {
             tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
+        }
+    }
+}
+
+/// What a run has spent and received so far, to tell each export's own share.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    requests: u64,
+    records: u64,
+    rejected: u64,
+}
+
+impl Counted {
+    fn of(requests: &AtomicU64, report: &PeopleReport) -> Self {
+        Self {
+            requests: requests.load(Ordering::Relaxed),
+            records: report.records + report.listed,
+            rejected: report.written.quarantined,
         }
     }
 }

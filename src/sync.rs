@@ -276,7 +276,48 @@ pub struct AccountSummary {
     pub elapsed: Duration,
 }
 
+/// How a run (or one account's part of it) ended: the one rule behind the
+/// summary's `ok`/`interrupted`/`FAILED`, the `outcome` label of
+/// `sonnys_etl_runs_total` and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RunOutcome {
+    /// Every site-day (and labour and membership export) succeeded.
+    Ok,
+    /// Stopped by a signal with nothing failed: the rest is done next time.
+    Interrupted,
+    /// Something failed (a site-day, a refused account, an export), even if
+    /// the run was then also stopped by a signal.
+    Failed,
+}
+
+impl RunOutcome {
+    /// The label of `sonnys_etl_runs_total{outcome}` and the status page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
 impl AccountSummary {
+    /// How the account's part of the run ended.
+    pub fn outcome(&self) -> RunOutcome {
+        if self.ok() {
+            RunOutcome::Ok
+        } else if self.failures.is_empty()
+            && self.stopped.as_deref() == Some(INTERRUPTED)
+            && [&self.labour, &self.members]
+                .iter()
+                .all(|r| r.as_ref().map_or(true, |r| r.error.is_none()))
+        {
+            RunOutcome::Interrupted
+        } else {
+            RunOutcome::Failed
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.stopped.is_none()
             && self.failures.is_empty()
@@ -308,17 +349,30 @@ impl SyncSummary {
     pub fn ok(&self) -> bool {
         self.unknown_sites.is_empty() && self.accounts.iter().all(AccountSummary::ok)
     }
+
+    /// How the run ended: the worst of its accounts' outcomes.
+    pub fn outcome(&self) -> RunOutcome {
+        let worst = self
+            .accounts
+            .iter()
+            .map(AccountSummary::outcome)
+            .max()
+            .unwrap_or(RunOutcome::Ok);
+        if self.unknown_sites.is_empty() {
+            worst
+        } else {
+            RunOutcome::Failed
+        }
+    }
 }
 
 impl std::fmt::Display for SyncSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for a in &self.accounts {
-            let state = if a.ok() {
-                "ok"
-            } else if a.failures.is_empty() && a.stopped.as_deref() == Some(INTERRUPTED) {
-                "interrupted"
-            } else {
-                "FAILED"
+            let state = match a.outcome() {
+                RunOutcome::Ok => "ok",
+                RunOutcome::Interrupted => "interrupted",
+                RunOutcome::Failed => "FAILED",
             };
             writeln!(
                 f,
@@ -1096,6 +1150,37 @@ mod tests {
         assert_eq!(
             range(true).redo(Chicago, now, date(11, 21), Lookback::Summaries, false),
             Redo::No
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_with_failed_days_is_failed_in_the_summary_and_the_metrics_alike() {
+        let stopped = |failures: usize| AccountSummary {
+            account: "northside".into(),
+            stopped: Some(INTERRUPTED.into()),
+            failures: (0..failures)
+                .map(|_| Failure {
+                    site: "N01".into(),
+                    date: None,
+                    error: "HTTP 422".into(),
+                })
+                .collect(),
+            ..AccountSummary::default()
+        };
+        let run = |accounts| SyncSummary {
+            accounts,
+            ..SyncSummary::default()
+        };
+        let interrupted = run(vec![stopped(0)]);
+        assert_eq!(interrupted.outcome(), RunOutcome::Interrupted);
+        assert!(interrupted.to_string().contains("northside: interrupted"));
+        let failed = run(vec![stopped(1), AccountSummary::default()]);
+        assert_eq!(failed.outcome(), RunOutcome::Failed);
+        assert_eq!(failed.outcome().as_str(), "failed");
+        assert!(failed.to_string().contains("northside: FAILED"));
+        assert_eq!(
+            run(vec![AccountSummary::default()]).outcome(),
+            RunOutcome::Ok
         );
     }
 

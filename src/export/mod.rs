@@ -203,9 +203,11 @@ fn implied_size(total: Option<u64>, page: u32, got: u64) -> (u64, Option<u64>) {
 /// Build times seen for one account, to time the first poll of each job.
 ///
 /// A poll that finds `working` is a wasted request; a late poll only costs
-/// latency, which pipelining hides. So the estimate moves up sharply (×1.25)
-/// after a wasted poll and drifts down slowly (×0.99) after a hit, settling
-/// where about one first poll in twenty-five is early.
+/// latency, which pipelining hides. So the estimate drifts down slowly after
+/// a job that passed at its first poll (×0.99, ×0.98 while the budget is
+/// idle), and after one that was still working it moves a twentieth of the
+/// way towards the time that job actually took to pass, with a margin: jobs
+/// that linger after their build cannot ratchet it up.
 #[derive(Debug)]
 pub struct BuildTimes {
     estimate: Mutex<Duration>,

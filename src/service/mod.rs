@@ -491,13 +491,8 @@ impl Service {
                 return;
             }
         };
-        let outcome = if self.shutdown.is_cancelled() && !summary.ok() {
-            "interrupted"
-        } else if summary.ok() {
-            "ok"
-        } else {
-            "failed"
-        };
+        // One rule for the summary, the metric and the status page.
+        let outcome = summary.outcome().as_str();
         crate::metrics::run_finished(outcome, took);
         let sum = |f: fn(&crate::sync::AccountSummary) -> u64| -> u64 {
             summary.accounts.iter().map(f).sum()

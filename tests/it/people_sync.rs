@@ -528,3 +528,29 @@ async fn a_status_change_sent_as_a_bare_date_lands_at_the_accounts_local_midnigh
     .unwrap();
     assert_eq!(day, (1, 1));
 }
+
+/// Each `sonnys.people_syncs` row says what its own export spent and
+/// received: over a first membership run (every 6-month period of history,
+/// the recent sign-ups, the status changes) the rows add up to the requests
+/// the simulator saw and the records the run reports, not to running totals.
+#[tokio::test]
+async fn each_people_syncs_row_holds_what_its_own_export_spent_and_received() {
+    let app = TestApp::start(fast_simulator()).await;
+    let summary = sync_people(&app, "").await;
+    assert!(summary.ok(), "{summary}");
+    let counters = app.simulator().counters(&app.account("desert").api_id);
+    let (rows, requests, records): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(requests)::bigint, sum(records)::bigint FROM sonnys.people_syncs
+          WHERE account = 'desert' AND data LIKE 'member%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        rows >= 3,
+        "history periods, sign-ups and changes: {rows} rows"
+    );
+    assert_eq!(requests as u64, counters.member_requests);
+    let members = summary.accounts[0].members.clone().unwrap();
+    assert_eq!(records as u64, members.listed + members.records);
+}
