@@ -516,6 +516,18 @@ impl Service {
             .last_run
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(figures.clone());
+        // The row lets `status` and a restarted service show the run; the
+        // memory above still shows it here if the database stays away.
+        let replica = crate::store::Lease::this_process();
+        let outage = self.shared.settings().database.outage_timeout;
+        if let Err(e) = crate::store::ride_out(outage, "record the run", || {
+            crate::store::runs::record_run(&self.pool, &figures, replica)
+        })
+        .await
+        {
+            tracing::warn!(error = %e, %replica, started_at = %figures.started_at,
+                "cannot record the run in sonnys.runs; status shows it only while this process runs");
+        }
         // The figures are in place before the run is reported finished.
         let _ = self.refresh_site_gauges().await;
         tracing::info!(

@@ -106,22 +106,47 @@ pub fn snapshot(accounts: Vec<AccountStatus>) -> Snapshot {
         schedule_timezone: chrono_tz::America::Chicago,
         catch_up_days: CATCH_UP_DAYS,
         stale_after_seconds: STALE_AFTER_SECONDS,
-        last_run: Some(RunFigures {
-            started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
-            finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
-            outcome: "failed".to_owned(),
-            site_days: 40,
-            done: 38,
-            failed: 2,
-            transactions: 12_345,
-            inserted: 11_000,
-            updated: 45,
-            pages: 120,
-            requests: 131,
-            rate_limited: 3,
-        }),
+        last_run: Some(last_run()),
+        recent_runs: vec![last_run()],
         current_run: None,
         accounts,
+    }
+}
+
+/// The last run of [`snapshot`]: failed, 38 of 40 site-days done.
+pub fn last_run() -> RunFigures {
+    RunFigures {
+        started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
+        finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
+        outcome: "failed".to_owned(),
+        site_days: 40,
+        done: 38,
+        failed: 2,
+        transactions: 12_345,
+        inserted: 11_000,
+        updated: 45,
+        pages: 120,
+        requests: 131,
+        rate_limited: 3,
+    }
+}
+
+/// A run `nights` before [`last_run`] at the same hour, with `outcome`.
+pub fn earlier_run(nights: i64, outcome: &str, done: u64, site_days: u64) -> RunFigures {
+    let last = last_run();
+    RunFigures {
+        started_at: last.started_at - TimeDelta::days(nights),
+        finished_at: last.started_at - TimeDelta::days(nights) + TimeDelta::seconds(65),
+        outcome: outcome.to_owned(),
+        site_days,
+        done,
+        failed: if outcome == "failed" {
+            site_days - done
+        } else {
+            0
+        },
+        requests: 12,
+        ..last
     }
 }
 

@@ -1,6 +1,6 @@
 //! What an operator checks in the morning: per account and site, which of the
 //! recent business days are exported, failed, missing or not ended yet, the
-//! next scheduled run and the last run's figures. One [`Snapshot`] feeds the
+//! next scheduled run, the last run's figures and the last nights' runs. One [`Snapshot`] feeds the
 //! status page of the service ([`page`]) and `sonnys-etl status` ([`text`]).
 
 pub(crate) mod format;
@@ -17,6 +17,9 @@ use serde::Serialize;
 /// Business days shown per site.
 pub const DAYS_SHOWN: usize = 30;
 
+/// Finished runs shown in the history (the last nights).
+pub const RUNS_SHOWN: usize = 7;
+
 /// The whole picture at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -30,9 +33,12 @@ pub struct Snapshot {
     pub catch_up_days: u32,
     /// Data older than this is stale (`status --stale-after`, 36 h by default).
     pub stale_after_seconds: u64,
-    /// The service's latest finished run; `None` outside the service or
-    /// before its first run.
+    /// The latest finished run of the service (any replica, from
+    /// `sonnys.runs`, or the service's memory when newer); `None` before the
+    /// first run.
     pub last_run: Option<RunFigures>,
+    /// Up to [`RUNS_SHOWN`] finished runs, newest first, from `sonnys.runs`.
+    pub recent_runs: Vec<RunFigures>,
     /// The run going on now, if any.
     pub current_run: Option<RunProgress>,
     pub accounts: Vec<AccountStatus>,
@@ -272,6 +278,8 @@ pub struct SnapshotContext {
     pub now: DateTime<Utc>,
     pub stale_after: std::time::Duration,
     pub next_run: Option<DateTime<Utc>>,
+    /// The service's own latest run, from memory: shown when the table has
+    /// none as new (its row could not be written). `None` outside the service.
     pub last_run: Option<RunFigures>,
     pub current_run: Option<RunProgress>,
 }
@@ -420,13 +428,22 @@ impl Snapshot {
                 .await?,
             });
         }
+        let recent_runs = crate::store::runs::recent_runs(pool, RUNS_SHOWN as i64).await?;
+        let last_run = match (context.last_run, recent_runs.first()) {
+            (Some(remembered), Some(stored)) if stored.finished_at > remembered.finished_at => {
+                Some(stored.clone())
+            }
+            (Some(remembered), _) => Some(remembered),
+            (None, stored) => stored.cloned(),
+        };
         Ok(Snapshot {
             generated_at: now,
             next_run: context.next_run,
             schedule_timezone: settings.schedule.schedule.timezone(),
             catch_up_days,
             stale_after_seconds: context.stale_after.as_secs(),
-            last_run: context.last_run,
+            last_run,
+            recent_runs,
             current_run: context.current_run,
             accounts,
         })

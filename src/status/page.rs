@@ -41,6 +41,9 @@ pub fn render(snapshot: &Snapshot) -> String {
                         Some(run) => (last_run(snapshot, run)),
                         None => p.run.muted { "No finished run yet." },
                     }
+                    @if !snapshot.recent_runs.is_empty() {
+                        (recent_runs(snapshot))
+                    }
                     p.summary {
                         (plural(sites, "site", "sites")) " in "
                         (plural(snapshot.accounts.len(), "account", "accounts")) ", "
@@ -92,12 +95,16 @@ fn current_run(snapshot: &Snapshot, run: &RunProgress) -> Markup {
     }
 }
 
-fn last_run(snapshot: &Snapshot, run: &RunFigures) -> Markup {
-    let outcome_class = match run.outcome.as_str() {
+fn outcome_class(run: &RunFigures) -> &'static str {
+    match run.outcome.as_str() {
         "ok" => "ok",
         "failed" => "failed",
         _ => "other",
-    };
+    }
+}
+
+fn last_run(snapshot: &Snapshot, run: &RunFigures) -> Markup {
+    let outcome_class = outcome_class(run);
     html! {
         div.run.last {
             span.label { "last run" }
@@ -115,6 +122,30 @@ fn last_run(snapshot: &Snapshot, run: &RunFigures) -> Markup {
                 div { dt { "requests" } dd { (count(run.requests)) } }
                 div { dt { "rate-limited (429)" } dd { (count(run.rate_limited)) } }
                 div { dt { "duration" } dd { (elapsed(run.finished_at - run.started_at)) } }
+            }
+        }
+    }
+}
+
+/// The last nights: one row per finished run, newest first.
+fn recent_runs(snapshot: &Snapshot) -> Markup {
+    let zone = snapshot.schedule_timezone;
+    html! {
+        table.nights aria-label="last nights" {
+            thead { tr {
+                th { "started" } th { "outcome" } th { "duration" }
+                th { "site-days done" } th { "requests" }
+            } }
+            tbody {
+                @for run in &snapshot.recent_runs {
+                    tr {
+                        td { (local(run.started_at, zone)) }
+                        td { span class={ "outcome " (outcome_class(run)) } { (run.outcome) } }
+                        td.num { (elapsed(run.finished_at - run.started_at)) }
+                        td.num { (count(run.done)) " / " (count(run.site_days)) }
+                        td.num { (count(run.requests)) }
+                    }
+                }
             }
         }
     }
@@ -303,6 +334,11 @@ h2 .muted { font-size: 13px; font-weight: normal; }
 .figures div { display: flex; flex-direction: column; }
 .figures dt { font-size: 11px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
 .figures dd { margin: 0; font-weight: 600; font-variant-numeric: tabular-nums; }
+.nights { border-collapse: collapse; margin: 0 0 10px; font-size: 13px; }
+.nights th { font-size: 11px; color: var(--muted); font-weight: normal; text-transform: uppercase;
+  letter-spacing: .04em; text-align: left; padding: 0 14px 2px 0; }
+.nights td { padding: 1px 14px 1px 0; }
+.nights td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar { flex: 1 1 200px; height: 8px; background: var(--line); border-radius: 4px; overflow: hidden; }
 .bar span { display: block; height: 100%; background: var(--running); }
 .summary { margin: 4px 0 8px; }
@@ -350,7 +386,9 @@ h2 + .site { border-top: 0; }
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::fixture::{account, progress, site, snapshot, HEALTHY};
+    use crate::status::fixture::{
+        account, earlier_run, last_run, progress, site, snapshot, HEALTHY,
+    };
     use crate::status::DAYS_SHOWN;
     use chrono_tz::America::{Chicago, New_York};
 
@@ -476,5 +514,21 @@ mod tests {
         assert!(html.contains("about 12m left (forecast)"), "{html}");
         assert!(html.contains("12,345"));
         assert!(html.contains("14m 3s"));
+    }
+
+    #[test]
+    fn the_last_nights_are_a_row_each_newest_first() {
+        let mut snap = snapshot(vec![account(
+            "North",
+            vec![site("N01", "Main", Chicago, HEALTHY, "")],
+        )]);
+        snap.recent_runs = vec![last_run(), earlier_run(1, "ok", 40, 40)];
+        let html = render(&snap);
+
+        assert_eq!(occurrences(&html, "<tr><td>"), 2, "{html}");
+        let newest = html.find("2026-11-29 03:30 CST</td>").expect("newest run");
+        let older = html.find("2026-11-28 03:30 CST</td>").expect("older run");
+        assert!(newest < older);
+        assert!(html.contains("38 / 40"), "{html}");
     }
 }

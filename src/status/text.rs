@@ -8,10 +8,11 @@
 use std::io::Write;
 
 use super::format::{about, count, day_ranges_text, elapsed, limit, local, plural};
-use super::{SiteStatus, Snapshot};
+use super::{RunFigures, SiteStatus, Snapshot};
 
-/// The snapshot for people: a header with the next run and the last run,
-/// a block per account and site, and a footer on stale sites.
+/// The snapshot for people: a header with the next run, the last run and
+/// the last nights' runs, a block per account and site, and a footer on
+/// stale sites.
 pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
     let zone = snapshot.schedule_timezone;
     let next = match snapshot.next_run {
@@ -60,6 +61,12 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
             )?;
         }
         None => writeln!(out, "no finished run yet")?,
+    }
+    if !snapshot.recent_runs.is_empty() {
+        writeln!(out, "last nights:")?;
+        for run in &snapshot.recent_runs {
+            writeln!(out, "  {}", history_line(run, zone))?;
+        }
     }
 
     for account in &snapshot.accounts {
@@ -120,6 +127,25 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
             stale.join(", ")
         )
     }
+}
+
+/// One run of the history, e.g. `2026-11-29 03:30 CST  failed  14m 3s
+/// 38/40 site-days  131 requests`.
+fn history_line(run: &RunFigures, zone: chrono_tz::Tz) -> String {
+    format!(
+        "{}  {:<11}  {:>9}  {}/{} site-days  {} {}",
+        local(run.started_at, zone),
+        one_line(&run.outcome),
+        elapsed(run.finished_at - run.started_at),
+        count(run.done),
+        count(run.site_days),
+        count(run.requests),
+        if run.requests == 1 {
+            "request"
+        } else {
+            "requests"
+        },
+    )
 }
 
 fn site_block(
@@ -215,7 +241,9 @@ pub fn json(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::fixture::{account, progress, site, snapshot, HEALTHY};
+    use crate::status::fixture::{
+        account, earlier_run, last_run, progress, site, snapshot, HEALTHY,
+    };
     use chrono_tz::America::{Chicago, New_York};
 
     fn table_text(snapshot: &Snapshot) -> String {
@@ -262,6 +290,49 @@ mod tests {
         let figures = lines.next().unwrap();
         assert!(figures.contains("12,345 transactions"), "{figures}");
         assert!(figures.contains("3 rate-limited (429)"), "{figures}");
+    }
+
+    #[test]
+    fn the_last_nights_show_one_line_per_run_newest_first() {
+        let mut snap = snapshot(vec![account(
+            "North",
+            vec![site("N01", "Main", Chicago, HEALTHY, "")],
+        )]);
+        snap.recent_runs = vec![
+            last_run(),
+            earlier_run(1, "ok", 40, 40),
+            earlier_run(2, "interrupted", 12, 40),
+        ];
+        let text = table_text(&snap);
+        let history: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "last nights:")
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .collect();
+
+        assert_eq!(
+            history,
+            [
+                "  2026-11-29 03:30 CST  failed          14m 3s  38/40 site-days  131 requests",
+                "  2026-11-28 03:30 CST  ok               1m 5s  40/40 site-days  12 requests",
+                "  2026-11-27 03:30 CST  interrupted      1m 5s  12/40 site-days  12 requests",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_finished_run_there_is_no_history() {
+        let mut snap = snapshot(vec![account(
+            "North",
+            vec![site("N01", "Main", Chicago, HEALTHY, "")],
+        )]);
+        snap.last_run = None;
+        snap.recent_runs = Vec::new();
+        let text = table_text(&snap);
+
+        assert!(text.contains("no finished run yet"), "{text}");
+        assert!(!text.contains("last nights"), "{text}");
     }
 
     #[test]

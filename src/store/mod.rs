@@ -15,6 +15,7 @@ use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
 
 pub mod lookback;
 pub mod people;
+pub mod runs;
 
 /// Apply the migrations in `migrations/` (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

@@ -1,8 +1,9 @@
 //! `sonnys-etl run`, the real binary, against the simulator and a real
 //! PostgreSQL: catch-up on start, the lookback picking up a late void,
 //! skipped ticks, SIGTERM and SIGHUP, the systemd notifications, /metrics
-//! against the simulator's own count, /readyz across a database outage and
-//! the status page in a real browser.
+//! against the simulator's own count, /readyz across a database outage,
+//! the status page in a real browser and `status` showing the last run
+//! after the service stopped.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -646,4 +647,89 @@ async fn readyz_turns_503_while_the_database_is_down_and_200_when_it_returns() {
         .unwrap()
         .success());
     server.stop().unwrap();
+}
+
+/// The `requests=` figure of the service's "run finished" log line.
+fn logged_requests(service: &ServiceProcess) -> i64 {
+    let line = service
+        .log()
+        .into_iter()
+        .find(|l| l.contains("run finished"))
+        .expect("a run finished");
+    line.split("requests=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no requests= in {line:?}"))
+}
+
+#[tokio::test]
+async fn status_shows_the_services_last_run_after_the_service_stopped() {
+    let app = TestApp::start(fast_simulator()).await;
+    let config = ConfigFile::new(&service_toml(&app, YEARLY, 2, 0));
+    let mut service = ServiceProcess::start(&config.path, &[]);
+    let replica = service.replica().await;
+    service
+        .wait_for("run finished", 1, Duration::from_secs(120))
+        .await;
+    let requests = logged_requests(&service);
+    service.signal("TERM");
+    assert!(service
+        .exit(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .success());
+
+    // The run outlives the process: one row, under the service's replica id.
+    let (outcome, site_days, done, failed, recorded_requests): (String, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT outcome, site_days, done, failed, requests FROM sonnys.runs WHERE replica = $1::uuid",
+        )
+        .bind(replica.to_string())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let days = SITES.len() as i64 * 2;
+    assert_eq!(
+        (outcome.as_str(), site_days, done, failed),
+        ("ok", days, days, 0)
+    );
+    assert_eq!(recorded_requests, requests);
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+        .arg("--config")
+        .arg(&config.path)
+        .arg("status")
+        .env_remove("DATABASE_URL")
+        .env_remove("SONNYS_ETL_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("run sonnys-etl status");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!text.contains("no finished run yet"), "{text}");
+    assert!(text.contains("last run ok, finished "), "{text}");
+    assert!(
+        text.contains(&format!("{days} done, 0 failed of {days} site-days")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{requests} requests")), "{text}");
+    let history: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "last nights:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(history.len(), 1, "{text}");
+    assert!(
+        history[0].contains(" ok ")
+            && history[0].contains(&format!("{days}/{days} site-days"))
+            && history[0].ends_with(&format!("{requests} requests")),
+        "{text}"
+    );
 }

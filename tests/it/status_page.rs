@@ -102,6 +102,24 @@ fn end_of(day: NaiveDate, timezone: Tz) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The last run: failed, 38 of 40 site-days done.
+fn last_run() -> RunFigures {
+    RunFigures {
+        started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
+        finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
+        outcome: "failed".to_owned(),
+        site_days: 40,
+        done: 38,
+        failed: 2,
+        transactions: 12_345,
+        inserted: 11_000,
+        updated: 45,
+        pages: 120,
+        requests: 131,
+        rate_limited: 3,
+    }
+}
+
 /// Two chains: healthy sites, a failed day, missing days, a stale site and
 /// a site that never completed a day.
 fn snapshot() -> Snapshot {
@@ -112,20 +130,18 @@ fn snapshot() -> Snapshot {
         schedule_timezone: Chicago,
         catch_up_days: CATCH_UP_DAYS,
         stale_after_seconds: STALE_AFTER_SECONDS,
-        last_run: Some(RunFigures {
-            started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
-            finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
-            outcome: "failed".to_owned(),
-            site_days: 40,
-            done: 38,
-            failed: 2,
-            transactions: 12_345,
-            inserted: 11_000,
-            updated: 45,
-            pages: 120,
-            requests: 131,
-            rate_limited: 3,
-        }),
+        last_run: Some(last_run()),
+        recent_runs: vec![
+            last_run(),
+            RunFigures {
+                started_at: "2026-11-28T09:30:00Z".parse().unwrap(),
+                finished_at: "2026-11-28T09:41:10Z".parse().unwrap(),
+                outcome: "ok".to_owned(),
+                failed: 0,
+                done: 40,
+                ..last_run()
+            },
+        ],
         // S01's day before today is being exported right now.
         current_run: Some(RunProgress {
             started_at: "2026-11-29T14:30:00Z".parse().unwrap(),
@@ -220,6 +236,14 @@ async fn chromium_renders_the_status_page_with_every_day_and_the_errors_as_text(
     let run = text(select(root, ".run.current")[0]);
     assert!(run.contains("4 of 6 site-days finished"), "{run}");
     assert!(run.contains("about 2m left (forecast)"), "{run}");
+
+    let nights = select(root, "table.nights tbody tr");
+    assert_eq!(nights.len(), 2, "one row per night");
+    let newest = text(nights[0]);
+    assert!(
+        newest.contains("2026-11-29 03:30 CST") && newest.contains("38 / 40"),
+        "{newest}"
+    );
 
     let sites = select(root, ".site");
     assert_eq!(sites.len(), 5);
