@@ -78,11 +78,11 @@ pub struct LookbackStatus {
 }
 
 impl LookbackStatus {
-    /// The line shown for it, e.g. "42 site-days checked by their summaries
-    /// in 30 days, 3 changed (7.1 %)".
+    /// The line shown for it, e.g. "lookback: 42 checks of done site-days
+    /// by their summaries in 30 days, 3 found a change (7.1 %) …".
     pub fn describe(&self) -> String {
         format!(
-            "lookback: {} site-days checked by their summaries in {LOOKBACK_SHOWN_DAYS} days, {} changed ({:.1} %) and exported again",
+            "lookback: {} checks of done site-days by their summaries in {LOOKBACK_SHOWN_DAYS} days, {} found a change ({:.1} %) and exported the day again",
             self.checks,
             self.changed,
             if self.checks == 0 {
@@ -470,7 +470,7 @@ mod lookback_tests {
         }
         .describe();
         assert!(
-            line.contains("42 site-days checked") && line.contains("3 changed (7.1 %)"),
+            line.contains("42 checks") && line.contains("3 found a change (7.1 %)"),
             "{line}"
         );
     }

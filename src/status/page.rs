@@ -132,6 +132,7 @@ fn recent_runs(snapshot: &Snapshot) -> Markup {
     let zone = snapshot.schedule_timezone;
     html! {
         table.nights aria-label="last nights" {
+            caption { "last nights" }
             thead { tr {
                 th { "started" } th { "outcome" } th { "duration" }
                 th { "site-days done" } th { "requests" }
@@ -335,6 +336,7 @@ h2 .muted { font-size: 13px; font-weight: normal; }
 .figures dt { font-size: 11px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
 .figures dd { margin: 0; font-weight: 600; font-variant-numeric: tabular-nums; }
 .nights { border-collapse: collapse; margin: 0 0 10px; font-size: 13px; }
+.nights caption { text-align: left; font-weight: 600; padding-bottom: 2px; }
 .nights th { font-size: 11px; color: var(--muted); font-weight: normal; text-transform: uppercase;
   letter-spacing: .04em; text-align: left; padding: 0 14px 2px 0; }
 .nights td { padding: 1px 14px 1px 0; }
