@@ -161,10 +161,16 @@ fn roll(rng: &mut ChaCha8Rng, p: f64) -> bool {
 /// Applies, in order: slowness, request counting and the throttle (before
 /// authentication, keyed by the id header), injected 500s, authentication.
 async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Response {
+    // The throttle counts a request when it arrives, as the service does:
+    // not when this gate gets the state's lock, which a handler building a
+    // page (load-job, the summaries) may hold for a while. Counting at the
+    // lock would bunch requests that arrived spread out into one window.
+    let arrived = Instant::now();
     let slow = lock(&sim.inner.state).faults.slow;
     if !slow.is_zero() {
         tokio::time::sleep(slow).await;
     }
+    let arrived = arrived + slow;
     let headers = req.headers();
     let api_id = header_value(headers, "x-sonnys-api-id");
     let api_key = header_value(headers, "x-sonnys-api-key");
@@ -177,7 +183,7 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
         let key = api_id.clone().unwrap_or_default();
         let verdict = api_id
             .as_deref()
-            .map(|id| state.throttle.hit(id, Instant::now()));
+            .map(|id| state.throttle.hit(id, arrived));
         let counters = state.counters.entry(key).or_default();
         counters.requests += 1;
         match family {
