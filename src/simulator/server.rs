@@ -181,9 +181,7 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
         let mut guard = lock(&sim.inner.state);
         let state = &mut *guard;
         let key = api_id.clone().unwrap_or_default();
-        let verdict = api_id
-            .as_deref()
-            .map(|id| state.throttle.hit(id, arrived));
+        let verdict = api_id.as_deref().map(|id| state.throttle.hit(id, arrived));
         let counters = state.counters.entry(key).or_default();
         counters.requests += 1;
         match family {
