@@ -620,7 +620,7 @@ async fn quarantine(
         let raw = r.raw.to_string();
         let key = match &r.transaction_id {
             Some(id) => id.clone(),
-            None => format!("fnv:{:016x}", fingerprint(&raw)),
+            None => format!("fnv:{:016x}", crate::api::summary::fnv1a(raw.as_bytes())),
         };
         rows.insert(key, (r.transaction_id.as_deref(), r.reason.as_str(), raw));
     }
@@ -651,13 +651,6 @@ async fn quarantine(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// A stable fingerprint of a record without an id (FNV-1a, 64 bits).
-fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// A transaction the page inserted or changed, with the site-days it was
