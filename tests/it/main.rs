@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod leases;
 mod ledger;
+mod members_rollup;
 mod people_api;
 mod people_report;
 mod people_sync;
