@@ -16,6 +16,9 @@ use url::Url;
 
 use crate::domain::{parse_timezone, AccountName, ApiId, SiteCode};
 
+mod reporting;
+pub use reporting::ReportingSettings;
+
 /// The vendor's production endpoint.
 pub const PRODUCTION_BASE_URL: &str = "https://trigonapi.sonnyscontrols.com/v1";
 
@@ -50,6 +53,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub labour: LabourSettings,
     pub members: MembersSettings,
+    pub reporting: ReportingSettings,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -161,11 +165,18 @@ pub struct TransactionSettings {
     /// Read each exported site-day's summaries (`GET /transaction/version-2`)
     /// for the membership flags and status the live export lacks.
     pub summaries: bool,
+    /// Read each exported site-day's wash list (`GET
+    /// /transaction/type/wash`): the API's own classification of a wash,
+    /// which the views then prefer to the item departments.
+    pub wash_list: bool,
 }
 
 impl Default for TransactionSettings {
     fn default() -> Self {
-        Self { summaries: true }
+        Self {
+            summaries: true,
+            wash_list: false,
+        }
     }
 }
 
@@ -270,6 +281,8 @@ struct RawSettings {
     #[serde(default)]
     members: RawMembers,
     #[serde(default)]
+    reporting: reporting::RawReporting,
+    #[serde(default)]
     accounts: Vec<RawAccount>,
 }
 
@@ -298,6 +311,7 @@ struct RawSchedule {
 #[serde(deny_unknown_fields)]
 struct RawTransactions {
     summaries: Option<bool>,
+    wash_list: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -614,7 +628,9 @@ impl Settings {
         };
         let transactions = TransactionSettings {
             summaries: raw.transactions.summaries.unwrap_or(true),
+            wash_list: raw.transactions.wash_list.unwrap_or(false),
         };
+        let reporting = ReportingSettings::check(raw.reporting)?;
         if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
             return Err(invalid(
                 "schedule.catch_up_days",
@@ -809,6 +825,7 @@ impl Settings {
             server,
             labour,
             members,
+            reporting,
             accounts,
         })
     }

@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         labour: crate::configuration::LabourSettings::default(),
         members: crate::configuration::MembersSettings::default(),
+        reporting: crate::configuration::ReportingSettings::default(),
         sync: SyncSettings {
             max_concurrent_sites: 16,
             lease: crate::store::LEASE,

@@ -1,6 +1,7 @@
 //! The `report` command: sales, labour and membership KPIs of a range of
 //! business days, read from the `reporting` views, for people (table) or
-//! tools (csv, json).
+//! tools (csv, json); with `--departments`, the item departments seen
+//! (`departments`).
 
 use std::io::Write;
 
@@ -8,6 +9,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
+
+mod departments;
+pub use departments::{departments, ReportCommand};
 
 /// What one row of the report stands for.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::chain::render;
 use super::jobs::{build_time, page, Job, Outcome, PAGE_SIZE};
-use super::{lock, people_routes, query, summaries, Simulator};
+use super::{lock, people_routes, query, summaries, washes, Simulator};
 
 /// The page a misbehaving proxy in front of the service returns.
 const PROXY_ERROR_PAGE: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n\
@@ -102,6 +102,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1/transaction/get-job-data", get(get_job_data))
         .route("/v1/transaction", get(summaries::plain))
         .route("/v1/transaction/version-2", get(summaries::version_2))
+        .route("/v1/transaction/type/{item_type}", get(washes::by_type))
         .route("/v1/employee", get(people_routes::employees))
         .route(
             "/v1/employee/{employee_id}/clock-entries",
@@ -136,6 +137,7 @@ enum Family {
     Labour,
     Members,
     Summaries,
+    TypeList,
     Other,
 }
 
@@ -147,6 +149,8 @@ impl Family {
             Self::Members
         } else if path == "/v1/transaction" || path == "/v1/transaction/version-2" {
             Self::Summaries
+        } else if path.starts_with("/v1/transaction/type/") {
+            Self::TypeList
         } else {
             Self::Other
         }
@@ -188,6 +192,7 @@ async fn gate(State(sim): State<Simulator>, mut req: Request, next: Next) -> Res
             Family::Labour => counters.labour_requests += 1,
             Family::Members => counters.member_requests += 1,
             Family::Summaries => counters.summary_requests += 1,
+            Family::TypeList => counters.type_list_requests += 1,
             Family::Other => {}
         }
         if let Some(verdict) = verdict {
@@ -385,7 +390,11 @@ async fn get_job_data(
             let shape = sim.inner.shape;
             let mut data: Vec<Value> = data
                 .iter()
-                .map(|r| shape.apply(render(r, quirks)))
+                .map(|r| {
+                    let r =
+                        washes::name_departments(render(r, quirks), &sim.inner.wash_departments);
+                    shape.apply(r)
+                })
                 .collect();
             let faults = state.faults.clone();
             let mut bad_records = 0;

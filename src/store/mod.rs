@@ -16,6 +16,7 @@ use crate::domain::{AccountName, BusinessDay, Site, SiteCode};
 pub mod lookback;
 pub mod people;
 pub mod runs;
+pub mod washes;
 
 /// Apply the migrations in `migrations/` (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

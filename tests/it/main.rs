@@ -20,3 +20,4 @@ mod summaries;
 mod support;
 mod sync;
 mod tls;
+mod washes;
