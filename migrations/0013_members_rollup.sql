@@ -165,6 +165,9 @@ CREATE TABLE reporting.daily_site_member_rollup (
 CREATE INDEX daily_site_member_rollup_site
     ON reporting.daily_site_member_rollup (account, coalesce(site_code, ''), (site_code IS NULL), business_date);
 CREATE INDEX daily_site_member_rollup_business_date ON reporting.daily_site_member_rollup (business_date);
+-- The month of monthly_site_members, so a filter on it reads only that month.
+CREATE INDEX daily_site_member_rollup_month
+    ON reporting.daily_site_member_rollup ((date_trunc('month', business_date::timestamp)::date));
 
 COMMENT ON TABLE reporting.daily_site_member_rollup IS
     'Member figures per (account, billing site, local day), stored: every day from the site''s first sign-up or status change to the chain''s latest. Kept current by the members export (reporting.refresh_member_sites); rebuilt by reporting.refresh_members() and reporting.refresh_all(). Read reporting.daily_site_members instead.';
@@ -201,6 +204,21 @@ DECLARE
     v_from  date[];
     v_bound timestamptz;
     v_ids   text[];
+    -- the recomputed days' sums, one element per (site, day)
+    v_d_site text[];
+    v_d_day date[];
+    v_d_active integer[];
+    v_d_new integer[];
+    v_d_cancelled integer[];
+    v_d_failed integer[];
+    v_d_reactivated integer[];
+    v_d_events integer[];
+    -- per recomputed site (as v_sites): its last kept row
+    v_prior_day date[];
+    v_prior_active integer[];
+    v_old_last date;
+    v_new_last date;
+    n integer;
     written integer;
 BEGIN
     IF p_account IS NULL THEN
@@ -262,110 +280,115 @@ BEGIN
             SELECT c.recurring_id FROM sonnys.recurring_status_changes c
              WHERE c.account = p_account AND c.status_at >= v_bound) m;
 
-    WITH target AS (
-        SELECT * FROM unnest(v_sites, v_zones, v_from) AS t(site_code, tz, from_day)
-    ), event AS (
-        SELECT e.*
-          FROM reporting.member_events(p_account, coalesce(v_ids, '{}')) e
-          JOIN target t
-            ON coalesce(t.site_code, '') = coalesce(e.site_code, '')
-           AND (t.site_code IS NULL) = (e.site_code IS NULL)
-         WHERE t.from_day IS NULL OR e.business_date >= t.from_day
-    ), per_day AS (
-        SELECT e.site_code, e.business_date,
-               sum(e.active) AS active, sum(e.new_members) AS new_members,
-               sum(e.cancellations) AS cancellations, sum(e.payment_failures) AS payment_failures,
-               sum(e.reactivations) AS reactivations, count(*) AS events
-          FROM event e
-         GROUP BY e.site_code, e.business_date
-    ), prior AS (
-        -- Each site's last kept row: the day before its first recomputed day
-        -- (or the chain's last day, when that is earlier).
-        SELECT t.site_code, t.tz, t.from_day, p.business_date AS prior_day, p.active_members AS prior_active
-          FROM target t
-          LEFT JOIN LATERAL (
-                SELECT r.business_date, r.active_members
-                  FROM reporting.daily_site_member_rollup r
-                 WHERE r.account = p_account
-                   AND coalesce(r.site_code, '') = coalesce(t.site_code, '')
-                   AND (r.site_code IS NULL) = (t.site_code IS NULL)
-                   AND r.business_date < t.from_day
-                 ORDER BY r.business_date DESC
-                 LIMIT 1) p ON true
-    ), bounds AS (
-        SELECT (SELECT max(business_date) FROM reporting.daily_site_member_rollup) AS old_last,
-               greatest(
-                   -- the latest day with an event among the rows kept
-                   (SELECT r.business_date
-                      FROM reporting.daily_site_member_rollup r
-                     WHERE r.events > 0
-                       AND NOT EXISTS (SELECT 1 FROM prior t
-                                        WHERE r.account = p_account
-                                          AND coalesce(r.site_code, '') = coalesce(t.site_code, '')
-                                          AND (r.site_code IS NULL) = (t.site_code IS NULL)
-                                          AND (t.prior_day IS NULL OR r.business_date > t.prior_day))
-                     ORDER BY r.business_date DESC
-                     LIMIT 1),
-                   (SELECT max(business_date) FROM per_day)) AS new_last
-    ), fresh AS (
-        -- The recomputed days of each site: after its last kept row (or from
-        -- its first event) to the chain's last day.
-        SELECT t.site_code, t.tz, g.day::date AS business_date,
-               coalesce(t.prior_active, 0)
-                 + sum(coalesce(d.active, 0)) OVER (PARTITION BY t.site_code ORDER BY g.day) AS active_members,
-               coalesce(d.new_members, 0) AS new_members,
-               coalesce(d.cancellations, 0) AS cancellations,
-               coalesce(d.payment_failures, 0) AS payment_failures,
-               coalesce(d.reactivations, 0) AS reactivations,
-               coalesce(d.events, 0) AS events
-          FROM prior t
-         CROSS JOIN bounds b
-         CROSS JOIN LATERAL generate_series(
-                   coalesce(t.prior_day + 1,
-                            (SELECT min(d.business_date) FROM per_day d
-                              WHERE coalesce(d.site_code, '') = coalesce(t.site_code, '')
-                                AND (d.site_code IS NULL) = (t.site_code IS NULL))),
-                   b.new_last, interval '1 day') AS g(day)
-          LEFT JOIN per_day d
-            ON coalesce(d.site_code, '') = coalesce(t.site_code, '')
-           AND (d.site_code IS NULL) = (t.site_code IS NULL)
-           AND d.business_date = g.day
-    ), removed AS (
-        DELETE FROM reporting.daily_site_member_rollup r
-         WHERE (r.account = p_account
-                AND EXISTS (SELECT 1 FROM prior t
-                             WHERE coalesce(r.site_code, '') = coalesce(t.site_code, '')
+    -- The day sums of the recomputed days, per site.
+    SELECT array_agg(d.site_code), array_agg(d.business_date), array_agg(d.active),
+           array_agg(d.new_members), array_agg(d.cancellations), array_agg(d.payment_failures),
+           array_agg(d.reactivations), array_agg(d.events)
+      INTO v_d_site, v_d_day, v_d_active, v_d_new, v_d_cancelled, v_d_failed, v_d_reactivated, v_d_events
+      FROM (SELECT e.site_code, e.business_date,
+                   sum(e.active)::integer AS active, sum(e.new_members)::integer AS new_members,
+                   sum(e.cancellations)::integer AS cancellations,
+                   sum(e.payment_failures)::integer AS payment_failures,
+                   sum(e.reactivations)::integer AS reactivations, count(*)::integer AS events
+              FROM reporting.member_events(p_account, coalesce(v_ids, '{}')) e
+              JOIN unnest(v_sites, v_from) AS t(site_code, from_day)
+                ON coalesce(t.site_code, '') = coalesce(e.site_code, '')
+               AND (t.site_code IS NULL) = (e.site_code IS NULL)
+             WHERE t.from_day IS NULL OR e.business_date >= t.from_day
+             GROUP BY e.site_code, e.business_date) d;
+
+    -- Each site's last kept row: the day before its first recomputed day
+    -- (or the chain's last day, when that is earlier); none when the site
+    -- is recomputed whole or has no earlier row.
+    SELECT array_agg(p.business_date ORDER BY t.i), array_agg(p.active_members ORDER BY t.i)
+      INTO v_prior_day, v_prior_active
+      FROM unnest(v_sites, v_from) WITH ORDINALITY AS t(site_code, from_day, i)
+      LEFT JOIN LATERAL (
+            SELECT r.business_date, r.active_members
+              FROM reporting.daily_site_member_rollup r
+             WHERE r.account = p_account
+               AND coalesce(r.site_code, '') = coalesce(t.site_code, '')
+               AND (r.site_code IS NULL) = (t.site_code IS NULL)
+               AND r.business_date < t.from_day
+             ORDER BY r.business_date DESC
+             LIMIT 1) p ON true;
+
+    -- The chain's last day: the latest day with an event, among the rows
+    -- kept and the days recomputed.
+    v_old_last := (SELECT max(business_date) FROM reporting.daily_site_member_rollup);
+    v_new_last := greatest(
+        (SELECT r.business_date
+           FROM reporting.daily_site_member_rollup r
+          WHERE r.events > 0
+            AND NOT EXISTS (SELECT 1 FROM unnest(v_sites, v_prior_day) AS t(site_code, prior_day)
+                             WHERE r.account = p_account
+                               AND coalesce(r.site_code, '') = coalesce(t.site_code, '')
                                AND (r.site_code IS NULL) = (t.site_code IS NULL)
-                               AND (t.prior_day IS NULL OR r.business_date > t.prior_day)))
-            OR r.business_date > (SELECT new_last FROM bounds)
-            OR (SELECT new_last FROM bounds) IS NULL
-        RETURNING 1
-    ), added AS (
-        INSERT INTO reporting.daily_site_member_rollup
-               (account, site_code, business_date, active_members, new_members, cancellations,
-                payment_failures, reactivations, events, time_zone)
-        SELECT p_account, site_code, business_date, active_members, new_members, cancellations,
-               payment_failures, reactivations, events, tz
-          FROM fresh
-        RETURNING 1
-    ), extended AS (
-        -- Every other site carries its members over to the chain's new last day.
+                               AND r.business_date > coalesce(t.prior_day, '-infinity'))
+          ORDER BY r.business_date DESC
+          LIMIT 1),
+        (SELECT max(d) FROM unnest(v_d_day) AS d));
+
+    -- The recomputed sites lose the rows after their last kept one, every
+    -- site the rows after the chain's new last day.
+    DELETE FROM reporting.daily_site_member_rollup r
+     USING unnest(v_sites, v_prior_day) AS t(site_code, prior_day)
+     WHERE r.account = p_account
+       AND coalesce(r.site_code, '') = coalesce(t.site_code, '')
+       AND (r.site_code IS NULL) = (t.site_code IS NULL)
+       AND r.business_date > coalesce(t.prior_day, '-infinity');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := n;
+    DELETE FROM reporting.daily_site_member_rollup r
+     WHERE r.business_date > v_new_last OR v_new_last IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    -- The recomputed days of each site: after its last kept row (or from its
+    -- first event) to the chain's last day, the active count carried over.
+    INSERT INTO reporting.daily_site_member_rollup
+           (account, site_code, business_date, active_members, new_members, cancellations,
+            payment_failures, reactivations, events, time_zone)
+    SELECT p_account, t.site_code, g.day::date,
+           coalesce(t.prior_active, 0)
+             + sum(coalesce(d.active, 0)) OVER (PARTITION BY t.i ORDER BY g.day),
+           coalesce(d.new_members, 0), coalesce(d.cancellations, 0), coalesce(d.payment_failures, 0),
+           coalesce(d.reactivations, 0), coalesce(d.events, 0), t.tz
+      FROM unnest(v_sites, v_zones, v_prior_day, v_prior_active)
+           WITH ORDINALITY AS t(site_code, tz, prior_day, prior_active, i)
+     CROSS JOIN LATERAL generate_series(
+               coalesce(t.prior_day + 1,
+                        (SELECT min(d.business_date)
+                           FROM unnest(v_d_site, v_d_day) AS d(site_code, business_date)
+                          WHERE coalesce(d.site_code, '') = coalesce(t.site_code, '')
+                            AND (d.site_code IS NULL) = (t.site_code IS NULL))),
+               v_new_last, interval '1 day') AS g(day)
+      LEFT JOIN unnest(v_d_site, v_d_day, v_d_active, v_d_new, v_d_cancelled, v_d_failed,
+                       v_d_reactivated, v_d_events)
+                AS d(site_code, business_date, active, new_members, cancellations, payment_failures,
+                     reactivations, events)
+        ON coalesce(d.site_code, '') = coalesce(t.site_code, '')
+       AND (d.site_code IS NULL) = (t.site_code IS NULL)
+       AND d.business_date = g.day;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    -- Every other site carries its members over to the chain's new last day.
+    IF v_new_last > v_old_last THEN
         INSERT INTO reporting.daily_site_member_rollup
                (account, site_code, business_date, active_members, new_members, cancellations,
                 payment_failures, reactivations, events, time_zone)
         SELECT r.account, r.site_code, g.day::date, r.active_members, 0, 0, 0, 0, 0, r.time_zone
-          FROM bounds b
-          JOIN reporting.daily_site_member_rollup r ON r.business_date = b.old_last
-         CROSS JOIN LATERAL generate_series(b.old_last + 1, b.new_last, interval '1 day') AS g(day)
-         WHERE b.new_last > b.old_last
+          FROM reporting.daily_site_member_rollup r
+         CROSS JOIN LATERAL generate_series(v_old_last + 1, v_new_last, interval '1 day') AS g(day)
+         WHERE r.business_date = v_old_last
            AND NOT (r.account = p_account
-                    AND EXISTS (SELECT 1 FROM target t
+                    AND EXISTS (SELECT 1 FROM unnest(v_sites) AS t(site_code)
                                  WHERE coalesce(r.site_code, '') = coalesce(t.site_code, '')
-                                   AND (r.site_code IS NULL) = (t.site_code IS NULL)))
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM removed) + (SELECT count(*) FROM added) + (SELECT count(*) FROM extended)
-      INTO written;
+                                   AND (r.site_code IS NULL) = (t.site_code IS NULL)));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
     RETURN written;
 END
 $$;
@@ -449,6 +472,42 @@ SELECT business_date,
 
 COMMENT ON VIEW reporting.daily_site_members IS
     'Members per billing site and local day: one row for every day from the site''s first sign-up or status change to the chain''s latest, for every billing site with members. Read from reporting.daily_site_member_rollup, which the members export keeps current.';
+
+-- A month's row reads the days it needs, not the site's whole history: rows
+-- run without a gap from a site's first day to the chain's last, so the
+-- members at the start of a month are those of the day before it (0 in the
+-- site's first month), and those at its end are those of its last row. Same
+-- columns and figures as before (0007), and a filter on month or account
+-- now reaches the rollup.
+CREATE OR REPLACE VIEW reporting.monthly_site_members AS
+SELECT m.month,
+       m.account,
+       m.site_code,
+       coalesce(s.active_members, 0)::bigint                               AS active_at_start,
+       m.active_at_end::bigint                                             AS active_at_end,
+       m.new_members::bigint                                               AS new_members,
+       m.cancellations::bigint                                             AS cancellations,
+       reporting.ratio(m.cancellations, coalesce(s.active_members, 0), 6)  AS churn_rate,
+       m.payment_failures::bigint                                          AS payment_failures,
+       m.reactivations::bigint                                             AS reactivations
+  FROM (SELECT date_trunc('month', business_date::timestamp)::date AS month,
+               account,
+               site_code,
+               (array_agg(active_members ORDER BY business_date DESC))[1] AS active_at_end,
+               sum(new_members)      AS new_members,
+               sum(cancellations)    AS cancellations,
+               sum(payment_failures) AS payment_failures,
+               sum(reactivations)    AS reactivations
+          FROM reporting.daily_site_members
+         GROUP BY 1, 2, 3) m
+  -- one indexed lookup per month row
+  LEFT JOIN LATERAL (
+        SELECT d.active_members
+          FROM reporting.daily_site_members d
+         WHERE d.account = m.account
+           AND coalesce(d.site_code, '') = coalesce(m.site_code, '') AND (d.site_code IS NULL) = (m.site_code IS NULL)
+           AND d.business_date = m.month - 1
+         LIMIT 1) s ON true;
 
 -- Fill the rollup from the members stored before it existed.
 SELECT reporting.refresh_members();

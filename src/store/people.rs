@@ -359,9 +359,10 @@ struct MemberWritten {
 ///
 /// In the same transaction, the member rollup is refreshed for the days
 /// the written changes touch: each one's member at its billing site, from
-/// the change's day on; from the member's sign-up day when the change may
-/// be its first (which decides its status at sign-up) or is dated before
-/// its sign-up (it then counts on the sign-up day).
+/// the change's day on; from the member's sign-up day when the change is
+/// dated before it (it then counts on the sign-up day), or may be its
+/// first and changes its status at sign-up (a first change's `old_status`
+/// is the status from the sign-up on).
 pub async fn upsert_status_changes(
     pool: &PgPool,
     account: &AccountName,
@@ -396,24 +397,32 @@ pub async fn upsert_status_changes(
                     IS DISTINCT FROM
                     (EXCLUDED.old_status, EXCLUDED.washbook_account_id, EXCLUDED.employee_name,
                      EXCLUDED.site_code, EXCLUDED.raw)
-             RETURNING c.recurring_id, c.status_at, c.new_status, (c.xmax = 0) AS inserted
+             RETURNING c.recurring_id, c.status_at, c.new_status, c.old_status, (c.xmax = 0) AS inserted
          )
          SELECT w.inserted, a.billing_site_code,
                 CASE
                      -- a change of a member not in the account list counts nowhere (yet)
                      WHEN a.id IS NULL THEN NULL
-                     -- a change before the sign-up counts on the sign-up day, and
-                     -- a member's first change decides its status at sign-up
-                     WHEN w.status_at < a.sign_up_at
-                       OR NOT EXISTS (SELECT 1 FROM sonnys.recurring_status_changes p
+                     -- a change before the sign-up counts on the sign-up day
+                     WHEN w.status_at < a.sign_up_at THEN w.status_at
+                     -- a member's first change decides its status at sign-up: when
+                     -- that changes, so do the days from the sign-up on
+                     WHEN NOT EXISTS (SELECT 1 FROM sonnys.recurring_status_changes p
                                        WHERE p.account = $1 AND p.recurring_id = w.recurring_id
                                          AND (p.status_at, p.new_status) < (w.status_at, w.new_status))
+                          AND coalesce(coalesce(w.old_status, a.status_name) = 'Active', false)
+                              <> coalesce(coalesce(f.old_status, a.status_name) = 'Active', false)
                      THEN least(w.status_at, a.sign_up_at)
                      -- else it changes its own day and the days after
                      ELSE w.status_at
                 END
            FROM written w
-           LEFT JOIN sonnys.recurring_accounts a ON a.account = $1 AND a.id = w.recurring_id",
+           LEFT JOIN sonnys.recurring_accounts a ON a.account = $1 AND a.id = w.recurring_id
+           -- the member's first change as stored before this write
+           LEFT JOIN LATERAL (SELECT f.old_status FROM sonnys.recurring_status_changes f
+                               WHERE f.account = $1 AND f.recurring_id = w.recurring_id
+                               ORDER BY f.status_at, f.new_status
+                               LIMIT 1) f ON true",
     )
     .bind(account.as_str())
     .bind(column!(|c| c.recurring_id.as_str()))

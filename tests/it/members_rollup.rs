@@ -140,6 +140,8 @@ async fn the_rollup_the_export_keeps_equals_the_whole_history_after_every_write(
     // The status each member's changes have reached, in time order.
     let mut last_status: Vec<std::collections::HashMap<String, (DateTime<Utc>, String)>> =
         vec![Default::default(), Default::default()];
+    // Every change sent, to correct some later.
+    let mut sent: Vec<Vec<StatusChange>> = vec![Vec::new(), Vec::new()];
 
     for step in 0..24 {
         let a = rng.gen_range(0..accounts.len());
@@ -206,6 +208,22 @@ async fn the_rollup_the_export_keeps_equals_the_whole_history_after_every_write(
                     batch.push(change(&id, at, Some(new), "Active"));
                 }
             }
+            // Corrections: a change sent before comes again with another
+            // old status (the export rewrites it).
+            for _ in 0..rng.gen_range(0..4) {
+                if sent[a].is_empty() {
+                    break;
+                }
+                let mut again = sent[a][rng.gen_range(0..sent[a].len())].clone();
+                again.old_status = match again.old_status.as_deref() {
+                    Some("Active") => Some("Payment Failed".to_string()),
+                    Some(_) => None,
+                    None => Some("Active".to_string()),
+                };
+                again.raw = json!({"corrected": again.old_status});
+                batch.push(again);
+            }
+            sent[a].extend(batch.iter().cloned());
             people::upsert_status_changes(&pool, account, zone, &batch)
                 .await
                 .expect("changes written");
