@@ -76,7 +76,9 @@ SELECT t.account,
                           WHERE i.account = t.account
                             AND i.transaction_id = t.id
                             AND i.is_voided IS NOT TRUE
-                            AND lower(i.department) IN (SELECT lower(d.department) FROM reporting.wash_departments d))
+                            -- the list once per query (an init plan), not per item
+                            AND lower(i.department) = ANY ((SELECT array_agg(lower(d.department))
+                                                              FROM reporting.wash_departments d)::text[]))
        END                                             AS is_wash,
        coalesce(t.is_recurring_plan_sale, t.is_recurring_sale, false)             AS is_plan_sale,
        coalesce(t.is_recurring_plan_redemption, t.is_recurring_redemption, false) AS is_plan_redemption,
