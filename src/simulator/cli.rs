@@ -193,7 +193,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("Sonny's Data API simulator listening");
     println!("  base URL: {}", running.base_url());
     println!("  serves:   site/list, transaction/load-job, transaction/get-job-data,");
-    println!("            transaction/version-2, transaction,");
+    println!("            transaction/version-2, transaction, transaction/type/{{item_type}},");
     println!("            employee, employee/{{employee_id}}/clock-entries,");
     println!("            recurring/account/list, recurring/account/status-list");
     println!(
