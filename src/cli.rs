@@ -11,8 +11,9 @@ use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::configuration::{Settings, Sources};
+use crate::domain::days::DaySelection;
 use crate::progress::Progress;
-use crate::sync::{DaySelection, SyncPlan, Syncer};
+use crate::sync::{SyncPlan, Syncer};
 use crate::telemetry::LogFormat;
 
 /// Export Sonny's Carwash Controls transactions into PostgreSQL.
@@ -294,12 +295,12 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
         accounts: args.accounts,
         sites: args.sites,
     };
-    let oldest = crate::sync::earliest_servable_date(Utc::now());
+    let oldest = crate::domain::days::earliest_servable_date(Utc::now());
     if args.from < oldest {
         anyhow::bail!(
             "--from {} is older than the API serves: it accepts exports starting at most {} days before its now, so the oldest day to ask for is {oldest}",
             args.from,
-            crate::sync::API_MAX_AGE_DAYS
+            crate::domain::days::API_MAX_AGE_DAYS
         );
     }
     let settings = Arc::new(settings);

@@ -141,16 +141,7 @@ pub struct ScheduleSettings {
     pub full_lookback_every: Duration,
 }
 
-/// How a run looks at its lookback days again (`schedule.lookback`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lookback {
-    /// Compare each done day's summaries with what is stored; export it
-    /// again only when they differ (1 request per 100 transactions).
-    #[default]
-    Summaries,
-    /// Export every lookback day again whole (2 requests per 100).
-    Full,
-}
+pub use crate::domain::days::Lookback;
 
 /// Default of `schedule.full_lookback_every`.
 pub const DEFAULT_FULL_LOOKBACK_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -828,8 +819,14 @@ impl Settings {
     }
 }
 
+/// How long a claim on a site-day holds without being renewed (`sync.lease`
+/// by default). The heartbeat renews it every
+/// [`HEARTBEAT_EVERY`](crate::store::HEARTBEAT_EVERY); a claim of a process
+/// that died runs out after this and the day is taken over.
+pub const LEASE: Duration = Duration::from_secs(60);
+
 fn store_lease_default() -> Duration {
-    crate::store::LEASE
+    LEASE
 }
 
 fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
@@ -866,17 +863,4 @@ fn duration(key: &str, value: Option<String>, default: Duration) -> Result<Durat
         return Err(invalid(key, "must be longer than zero"));
     }
     Ok(d)
-}
-
-/// Hides the password of a database URL for messages.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable URL>".to_owned(),
-    }
 }

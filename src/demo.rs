@@ -15,9 +15,10 @@ use sqlx::{Connection, Executor, PgConnection};
 use url::Url;
 
 use crate::configuration::{
-    redact_url, AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings,
-    Settings, SyncSettings,
+    AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings, Settings,
+    SyncSettings,
 };
+use crate::database::redact_url;
 use crate::domain::{parse_timezone, AccountName, ApiId};
 use crate::pgserver::{server_answers, PrivatePostgres};
 use crate::progress::Progress;
@@ -104,7 +105,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         members: crate::configuration::MembersSettings::default(),
         sync: SyncSettings {
             max_concurrent_sites: 16,
-            lease: crate::store::LEASE,
+            lease: crate::configuration::LEASE,
         },
         schedule: ScheduleSettings {
             schedule: crate::schedule::Schedule::parse("0 * * * * *", chrono_tz::UTC)

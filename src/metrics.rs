@@ -133,8 +133,8 @@ pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageW
     }
 }
 
-pub fn run_finished(outcome: &'static str, took: Duration) {
-    counter!(RUNS, "outcome" => outcome).increment(1);
+pub fn run_finished(outcome: crate::domain::states::RunOutcome, took: Duration) {
+    counter!(RUNS, "outcome" => outcome.as_str()).increment(1);
     histogram!(RUN_DURATION).record(took.as_secs_f64());
 }
 

@@ -23,19 +23,19 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Days, Months, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::people::{Page, CLOCK_ENTRY_MAX_DAYS, STATUS_LIST_LIMITS};
+use crate::api::policy::{with_policy, CallError};
 use crate::api::Client;
 use crate::configuration::{LabourSettings, MembersSettings};
+use crate::domain::days::{day_chunks, last_ended_days};
 use crate::domain::AccountName;
-use crate::export::{with_policy, ExportError};
 use crate::store::people as store;
-use crate::sync::last_ended_day;
 
 /// Business days one clock-entries request covers: the request asks a day
 /// more on each side (the API's date zone is not documented), within its
@@ -123,7 +123,6 @@ impl PeopleExport<'_> {
     pub async fn labour(&self, settings: &LabourSettings, now: DateTime<Utc>) -> PeopleReport {
         let requests = AtomicU64::new(0);
         let mut report = PeopleReport::default();
-        let last = last_ended_day(self.timezone, now);
         let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every).await {
             Ok(due) => due,
             Err(e) => {
@@ -136,7 +135,7 @@ impl PeopleExport<'_> {
         } else {
             settings.recent_days
         };
-        let first = last - Days::new(u64::from(days.max(1)) - 1);
+        let (first, last) = last_ended_days(self.timezone, now, days);
         let data = if sweep { "labour_sweep" } else { "labour" };
         let span = (day_start(first), day_start(last + Days::new(1)));
         let result: Result<(), String> = async {
@@ -364,7 +363,7 @@ impl PeopleExport<'_> {
             with_policy(self.cancel, what, requests, move || fetch(page))
         })
         .await
-        .map_err(|e: ExportError| format!("{what}: {e}"))
+        .map_err(|e: CallError| format!("{what}: {e}"))
     }
 
     /// One call with the export's error policy (transient errors and 429s
@@ -376,7 +375,7 @@ impl PeopleExport<'_> {
     {
         with_policy(self.cancel, what, requests, call)
             .await
-            .map_err(|e: ExportError| format!("{what}: {e}"))
+            .map_err(|e: CallError| format!("{what}: {e}"))
     }
 
     /// Record one export (one `sonnys.people_syncs` row) with what it
@@ -440,75 +439,9 @@ fn day_start(date: NaiveDate) -> DateTime<Utc> {
     date.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-/// Consecutive spans of at most `days` days covering `first..=last`.
-pub fn day_chunks(first: NaiveDate, last: NaiveDate, days: u32) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut chunks = Vec::new();
-    let mut from = first;
-    while from <= last {
-        let to = (from + Days::new(u64::from(days) - 1)).min(last);
-        chunks.push((from, to));
-        from = to + Days::new(1);
-    }
-    chunks
-}
-
-/// Whole 6-month sign-up periods from `since` that end before `until`,
-/// then the rest up to `until`.
-pub fn sign_up_periods(
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut periods = Vec::new();
-    let mut from = since;
-    while from < until {
-        let to = from
-            .checked_add_months(Months::new(6))
-            .unwrap_or(until)
-            .min(until);
-        periods.push((from, to));
-        from = to;
-    }
-    periods
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn day(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_span_of_days_is_read_in_requests_of_at_most_twelve_days() {
-        assert_eq!(
-            day_chunks(day("2026-11-01"), day("2026-11-14"), CLOCK_DAYS_PER_REQUEST),
-            vec![
-                (day("2026-11-01"), day("2026-11-12")),
-                (day("2026-11-13"), day("2026-11-14"))
-            ]
-        );
-        assert_eq!(
-            day_chunks(day("2026-11-27"), day("2026-11-28"), 12),
-            vec![(day("2026-11-27"), day("2026-11-28"))]
-        );
-    }
-
-    #[test]
-    fn sign_ups_are_read_in_periods_the_account_list_accepts() {
-        let since: DateTime<Utc> = "2024-01-31T00:00:00Z".parse().unwrap();
-        let until: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
-        let periods = sign_up_periods(since, until);
-        assert_eq!(periods.len(), 3);
-        assert_eq!(
-            periods[0].1,
-            "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(periods[2].1, until);
-        for (from, to) in periods {
-            crate::api::people::check_sign_up_period(from, to).unwrap();
-        }
-    }
 
     #[test]
     fn data_kinds_name_exactly_what_to_export() {

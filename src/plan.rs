@@ -24,9 +24,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::configuration::Settings;
+use crate::domain::days::{DaySelection, Redo};
 use crate::domain::{BusinessDay, SiteCode};
-use crate::export::Redo;
-use crate::sync::DaySelection;
 
 /// Export requests per page when an account has no history yet.
 pub const DEFAULT_REQUESTS_PER_PAGE: f64 = 2.05;

@@ -7,8 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use sqlx::PgPool;
@@ -18,13 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api::model::SiteEntry;
+use crate::api::policy::with_policy;
 use crate::api::Client;
 use crate::budget::{Allowance, Budgets};
 use crate::configuration::{AccountSettings, Lookback, Settings};
+use crate::domain::days::{DaySelection, OnClaimed, Redo};
+use crate::domain::states::RunOutcome;
 use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
-use crate::export::{
-    with_policy, AccountExport, BuildTimes, DayReport, ExportError, Redo, SummaryPolicy,
-};
+use crate::export::{AccountExport, BuildTimes, DayReport, ExportError, SummaryPolicy};
 use crate::people::{DataKinds, PeopleExport, PeopleReport};
 use crate::progress::Progress;
 use crate::store;
@@ -57,168 +57,6 @@ impl SyncPlan {
             accounts: Vec::new(),
             sites: Vec::new(),
         }
-    }
-}
-
-/// Which business days of each site a sync exports. Only days that have
-/// ended in the site's zone are ever exported: a part-day marked `done`
-/// would never be completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DaySelection {
-    /// The days of an inclusive range (in each site's local calendar); with
-    /// `missing_only`, those not `done` yet.
-    Range {
-        from: NaiveDate,
-        to: NaiveDate,
-        missing_only: bool,
-    },
-    /// The service's run: of the last `catch_up_days` ended days, those not
-    /// `done`, plus the last `lookback_days` again (late voids and edits).
-    Recent {
-        catch_up_days: u32,
-        lookback_days: u32,
-    },
-}
-
-/// The days one site exports under a selection, oldest first.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SiteDays {
-    pub days: Vec<BusinessDay>,
-    /// Days of a range that have not ended yet in the site's zone.
-    pub not_ended: usize,
-}
-
-impl DaySelection {
-    /// What an export under this selection does with a day another live
-    /// process is exporting: the service leaves it to the other (replicas
-    /// share a night's work); a `sync` of a range waits for it, so that it
-    /// can report every day of the range.
-    pub fn on_claimed(&self) -> crate::export::OnClaimed {
-        match self {
-            DaySelection::Recent { .. } => crate::export::OnClaimed::Skip,
-            DaySelection::Range { .. } => crate::export::OnClaimed::Wait,
-        }
-    }
-
-    /// What the export does with a day this selection chose when the day
-    /// is `done` by the time its export starts. A range exports it again
-    /// whole; the service's lookback days are checked by their summaries
-    /// (or exported whole with `lookback = "full"`, or on a `full` night);
-    /// a day chosen because it was missing, and that another process
-    /// finished meanwhile, is left alone.
-    pub fn redo(
-        &self,
-        timezone: Tz,
-        now: DateTime<Utc>,
-        date: NaiveDate,
-        lookback: Lookback,
-        full: bool,
-    ) -> Redo {
-        match *self {
-            DaySelection::Range { missing_only, .. } => {
-                if missing_only {
-                    Redo::No
-                } else {
-                    Redo::Whole
-                }
-            }
-            DaySelection::Recent { lookback_days, .. } => {
-                if date <= last_ended_day(timezone, now) - Days::new(u64::from(lookback_days)) {
-                    Redo::No
-                } else if lookback == Lookback::Summaries && !full {
-                    Redo::Check
-                } else {
-                    Redo::Whole
-                }
-            }
-        }
-    }
-
-    /// The dates whose `done` state the selection depends on, if any.
-    pub fn needs_done_from(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
-        match *self {
-            DaySelection::Range {
-                from,
-                missing_only: true,
-                ..
-            } => Some(from),
-            DaySelection::Range { .. } => None,
-            // A day behind UTC at most; a day's margin covers every zone.
-            DaySelection::Recent { catch_up_days, .. } => {
-                Some(now.date_naive() - Days::new(u64::from(catch_up_days) + 1))
-            }
-        }
-    }
-
-    /// The site's days to export at `now`, given the dates already `done`.
-    pub fn site_days(
-        &self,
-        timezone: Tz,
-        now: DateTime<Utc>,
-        done: &HashSet<NaiveDate>,
-    ) -> SiteDays {
-        let mut selected = SiteDays::default();
-        match *self {
-            DaySelection::Range {
-                from,
-                to,
-                missing_only,
-            } => {
-                for date in dates(from, to) {
-                    let day = BusinessDay::new(date, timezone);
-                    if !day.is_complete(now) {
-                        selected.not_ended += 1;
-                    } else if !(missing_only && done.contains(&date)) {
-                        selected.days.push(day);
-                    }
-                }
-            }
-            DaySelection::Recent {
-                catch_up_days,
-                lookback_days,
-            } => {
-                let last = last_ended_day(timezone, now);
-                let first = last - Days::new(u64::from(catch_up_days.max(1)) - 1);
-                let lookback_from = last - Days::new(u64::from(lookback_days));
-                selected.days = dates(first, last)
-                    .filter(|d| !done.contains(d) || *d > lookback_from)
-                    .map(|d| BusinessDay::new(d, timezone))
-                    .collect();
-            }
-        }
-        selected
-    }
-}
-
-/// How far back the API serves: `startDate` at most 183 days before its now.
-pub const API_MAX_AGE_DAYS: i64 = 183;
-
-/// The oldest business day whose export the API accepts at `now` in every
-/// time zone: its local midnight must lie within the API's 183 days, less an
-/// hour for clock differences, even in the zone furthest ahead (UTC+14).
-pub fn earliest_servable_date(now: DateTime<Utc>) -> NaiveDate {
-    let limit = now - chrono::Duration::days(API_MAX_AGE_DAYS)
-        + chrono::Duration::hours(1)
-        + chrono::Duration::hours(14);
-    let date = limit.date_naive();
-    if date
-        .and_hms_opt(0, 0, 0)
-        .is_some_and(|m| m.and_utc() >= limit)
-    {
-        date
-    } else {
-        date + Days::new(1)
-    }
-}
-
-/// The latest business day that has ended at `now` in the zone.
-pub fn last_ended_day(timezone: Tz, now: DateTime<Utc>) -> NaiveDate {
-    let today = BusinessDay::of(now, timezone).date;
-    let yesterday = today - Days::new(1);
-    if BusinessDay::new(yesterday, timezone).is_complete(now) {
-        yesterday
-    } else {
-        yesterday - Days::new(1)
     }
 }
 
@@ -274,31 +112,6 @@ pub struct AccountSummary {
     pub members: Option<PeopleReport>,
     pub failures: Vec<Failure>,
     pub elapsed: Duration,
-}
-
-/// How a run (or one account's part of it) ended: the one rule behind the
-/// summary's `ok`/`interrupted`/`FAILED`, the `outcome` label of
-/// `sonnys_etl_runs_total` and the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum RunOutcome {
-    /// Every site-day (and labour and membership export) succeeded.
-    Ok,
-    /// Stopped by a signal with nothing failed: the rest is done next time.
-    Interrupted,
-    /// Something failed (a site-day, a refused account, an export), even if
-    /// the run was then also stopped by a signal.
-    Failed,
-}
-
-impl RunOutcome {
-    /// The label of `sonnys_etl_runs_total{outcome}` and the status page.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Ok => "ok",
-            RunOutcome::Interrupted => "interrupted",
-            RunOutcome::Failed => "failed",
-        }
-    }
 }
 
 impl AccountSummary {
@@ -369,11 +182,7 @@ impl SyncSummary {
 impl std::fmt::Display for SyncSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for a in &self.accounts {
-            let state = match a.outcome() {
-                RunOutcome::Ok => "ok",
-                RunOutcome::Interrupted => "interrupted",
-                RunOutcome::Failed => "FAILED",
-            };
+            let state = a.outcome().headline();
             writeln!(
                 f,
                 "{}: {state} — {} of {} site-days done across {} sites, {} transactions ({} new, {} changed), {} pages, {} requests ({:.2}/page), {} × 429, {:.1}s",
@@ -746,7 +555,7 @@ impl Syncer {
                 "waiting for the site-days other processes hold"
             );
             let again = AccountExport {
-                on_claimed: crate::export::OnClaimed::Wait,
+                on_claimed: OnClaimed::Wait,
                 ..export.clone()
             };
             let mut by_site: Vec<(&Site, Vec<(BusinessDay, Redo)>)> = Vec::new();
@@ -1037,121 +846,9 @@ fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
     })
 }
 
-/// The dates from `from` to `to`, inclusive.
-pub fn dates(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
-    std::iter::successors(Some(from), |d| d.checked_add_days(Days::new(1)))
-        .take_while(move |d| *d <= to)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use chrono_tz::America::{Chicago, Los_Angeles};
-
-    fn date(m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
-    }
-
-    fn picked(
-        selection: DaySelection,
-        tz: Tz,
-        now: DateTime<Utc>,
-        done: &[NaiveDate],
-    ) -> Vec<NaiveDate> {
-        let done: HashSet<NaiveDate> = done.iter().copied().collect();
-        selection
-            .site_days(tz, now, &done)
-            .days
-            .iter()
-            .map(|d| d.date)
-            .collect()
-    }
-
-    #[test]
-    fn a_run_exports_the_missing_days_of_the_catch_up_range_oldest_first_and_the_lookback_days_again(
-    ) {
-        // 29 November 2026, 09:00 UTC: 03:00 in Chicago, so 28 November has ended there.
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
-        let recent = DaySelection::Recent {
-            catch_up_days: 7,
-            lookback_days: 2,
-        };
-        let done: Vec<NaiveDate> = (22..=28)
-            .filter(|d| *d != 24)
-            .map(|d| date(11, d))
-            .collect();
-        assert_eq!(
-            picked(recent, Chicago, now, &done),
-            vec![date(11, 24), date(11, 27), date(11, 28)]
-        );
-        // Nothing done yet: the whole range, oldest first.
-        assert_eq!(
-            picked(recent, Chicago, now, &[]),
-            (22..=28).map(|d| date(11, d)).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn a_day_that_has_not_ended_in_the_sites_zone_is_never_selected() {
-        // 07:30 UTC is 23:30 on 28 November in Los Angeles: the 28th is still open there.
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 7, 30, 0).unwrap();
-        let recent = DaySelection::Recent {
-            catch_up_days: 3,
-            lookback_days: 0,
-        };
-        assert_eq!(
-            picked(recent, Los_Angeles, now, &[]),
-            vec![date(11, 25), date(11, 26), date(11, 27)]
-        );
-        assert_eq!(last_ended_day(Chicago, now), date(11, 28));
-    }
-
-    #[test]
-    fn the_oldest_date_allowed_is_within_the_apis_183_days_in_every_zone() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
-        let earliest = earliest_servable_date(now);
-        assert_eq!(earliest, date(5, 31));
-        // Its local midnight at UTC+14 still lies within 183 days, with an hour to spare…
-        let start = earliest.and_hms_opt(0, 0, 0).unwrap().and_utc() - chrono::Duration::hours(14);
-        assert!(start >= now - chrono::Duration::days(183) + chrono::Duration::hours(1));
-        // …and the day before would not.
-        let before = start - chrono::Duration::days(1);
-        assert!(before < now - chrono::Duration::days(183));
-    }
-
-    #[test]
-    fn lookback_days_are_checked_by_their_summaries_unless_the_night_is_a_full_one() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
-        let recent = DaySelection::Recent {
-            catch_up_days: 7,
-            lookback_days: 2,
-        };
-        let redo = |d, lookback, full| recent.redo(Chicago, now, date(11, d), lookback, full);
-        assert_eq!(redo(28, Lookback::Summaries, false), Redo::Check);
-        assert_eq!(redo(27, Lookback::Summaries, false), Redo::Check);
-        assert_eq!(
-            redo(26, Lookback::Summaries, false),
-            Redo::No,
-            "past the lookback"
-        );
-        assert_eq!(redo(28, Lookback::Summaries, true), Redo::Whole);
-        assert_eq!(redo(28, Lookback::Full, false), Redo::Whole);
-        let range = |missing_only| DaySelection::Range {
-            from: date(11, 20),
-            to: date(11, 28),
-            missing_only,
-        };
-        assert_eq!(
-            range(false).redo(Chicago, now, date(11, 21), Lookback::Summaries, false),
-            Redo::Whole,
-            "sync --from/--to exports its range whole"
-        );
-        assert_eq!(
-            range(true).redo(Chicago, now, date(11, 21), Lookback::Summaries, false),
-            Redo::No
-        );
-    }
 
     #[test]
     fn a_stopped_run_with_failed_days_is_failed_in_the_summary_and_the_metrics_alike() {
@@ -1182,22 +879,5 @@ mod tests {
             run(vec![AccountSummary::default()]).outcome(),
             RunOutcome::Ok
         );
-    }
-
-    #[test]
-    fn sync_missing_skips_the_days_already_done() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
-        let range = |missing_only| DaySelection::Range {
-            from: date(11, 20),
-            to: date(11, 29),
-            missing_only,
-        };
-        let done = [date(11, 21), date(11, 23)];
-        let all = range(false).site_days(Chicago, now, &done.iter().copied().collect());
-        assert_eq!(all.days.len(), 9);
-        assert_eq!(all.not_ended, 1);
-        let missing = picked(range(true), Chicago, now, &done);
-        assert_eq!(missing.len(), 7);
-        assert!(!missing.contains(&date(11, 21)) && !missing.contains(&date(11, 23)));
     }
 }

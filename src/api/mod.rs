@@ -8,6 +8,7 @@ mod client;
 mod error;
 pub mod model;
 pub mod people;
+pub mod policy;
 pub mod summary;
 
 pub(crate) use client::walk_pages;

@@ -28,9 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api::model::{JobData, JobStatus, Rejected, Transaction};
+use crate::api::policy::{with_policy, CallError};
 use crate::api::summary::Summary;
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
+use crate::domain::days::{OnClaimed, Redo};
 use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
 use crate::store::{self, PageWrite};
 
@@ -41,10 +43,6 @@ const PAGE_SIZE: u64 = 100;
 const LOOKAHEAD: usize = 6;
 /// Times one page's job is submitted again after `fail` or an expired hash.
 const MAX_RESUBMITS: u32 = 3;
-/// Attempts of one request on transient errors (500, 400, no answer).
-const MAX_ATTEMPTS: u32 = 5;
-/// Attempts of one request answered 429 (another consumer overspent the id).
-const MAX_RATE_LIMITED: u32 = 8;
 /// Times a page that arrived short (fewer records than its place implies) is
 /// asked for again before the day fails.
 const MAX_SHORT_PAGES: u32 = 5;
@@ -108,6 +106,15 @@ pub enum ExportError {
     LeaseLost,
 }
 
+impl From<CallError> for ExportError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Api(e) => ExportError::Api(e),
+            CallError::Cancelled => ExportError::Cancelled,
+        }
+    }
+}
+
 /// Up to ten ids of each side of a disagreement, for an error message.
 fn mismatch(only_export: &[String], only_summaries: &[String]) -> String {
     let list = |ids: &[String]| {
@@ -165,18 +172,6 @@ impl DayReport {
             None => "done",
         }
     }
-}
-
-/// What an export does with a day that is already `done` when it claims it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redo {
-    /// Leave it: the day was chosen because it was missing.
-    No,
-    /// Export it again whole (a range, a full lookback).
-    Whole,
-    /// Compare it with its summaries first, and export it again only when
-    /// they show a change (the nightly lookback).
-    Check,
 }
 
 /// Records page `page` (from 1) must hold when the window has `total`:
@@ -255,16 +250,6 @@ impl BuildTimes {
         base.mul_f64(1.5f64.powi(n as i32 - 1))
             .min(Duration::from_secs(10))
     }
-}
-
-/// What an export does with a day another live process has claimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnClaimed {
-    /// Leave it (the service: the other replica exports it).
-    Skip,
-    /// Wait until the other process is done with it (`sync`): report it done
-    /// when the other finished it, export it when the other failed or died.
-    Wait,
 }
 
 /// How often a `sync` looks again at a day another process is exporting.
@@ -828,63 +813,13 @@ impl DayExport<'_> {
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
         let what = format!("site {} day {}", self.site.code, self.day);
-        with_policy(&self.account.cancel, &what, &self.requests, call).await
+        Ok(with_policy(&self.account.cancel, &what, &self.requests, call).await?)
     }
 
     async fn sleep(&self, duration: Duration) -> Result<(), ExportError> {
         tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
             _ = self.account.cancel.cancelled() => Err(ExportError::Cancelled),
-        }
-    }
-}
-
-/// One API call with the error policy: transient errors (500, 400, no
-/// answer) are retried with bounded exponential backoff, 429s after the
-/// budget's pause; everything else goes up to the caller. Counts every
-/// request sent in `requests`.
-pub async fn with_policy<T, F, Fut>(
-    cancel: &CancellationToken,
-    what: &str,
-    requests: &AtomicU64,
-    call: F,
-) -> Result<T, ExportError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiError>>,
-{
-    let mut transient = 0;
-    let mut limited = 0;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(ExportError::Cancelled);
-        }
-        let result = tokio::select! {
-            r = call() => r,
-            _ = cancel.cancelled() => return Err(ExportError::Cancelled),
-        };
-        requests.fetch_add(1, Ordering::Relaxed);
-        let error = match result {
-            Ok(value) => return Ok(value),
-            Err(e) => e,
-        };
-        match error.disposition() {
-            Disposition::Retry if transient + 1 < MAX_ATTEMPTS => {
-                transient += 1;
-                let delay = Duration::from_millis(500) * 2u32.pow(transient);
-                tracing::warn!(%what, error = %error, attempt = transient, retry_in_ms = delay.as_millis() as u64, "request failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = cancel.cancelled() => return Err(ExportError::Cancelled),
-                }
-            }
-            // The budget has paused itself past the window; asking again
-            // simply waits for it.
-            Disposition::AfterWindow if limited + 1 < MAX_RATE_LIMITED => {
-                limited += 1;
-                tracing::warn!(%what, error = %error, "rate limited by the API; the budget pauses past the window");
-            }
-            _ => return Err(error.into()),
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! What a run exports is decided by the database, not by memory: every ended
 //! business day of the catch-up range that is not `done`, plus the lookback
-//! days again ([`crate::sync::DaySelection::Recent`]).
+//! days again ([`crate::domain::days::DaySelection::Recent`]).
 
 pub mod http;
 pub mod notify;
@@ -28,9 +28,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::configuration::{Settings, Sources};
+use crate::domain::days::DaySelection;
+use crate::domain::states::RunOutcome;
 use crate::progress::{Progress, Totals};
 use crate::status::{RunFigures, RunProgress, Snapshot, SnapshotContext};
-use crate::sync::{DaySelection, SyncPlan, SyncSummary, Syncer};
+use crate::sync::{SyncPlan, SyncSummary, Syncer};
 
 /// How often the main loop proves it is alive (and pings the watchdog).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -482,17 +484,17 @@ impl Service {
             Ok(Ok(summary)) => summary,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the run could not start");
-                crate::metrics::run_finished("failed", took);
+                crate::metrics::run_finished(RunOutcome::Failed, took);
                 return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "the run ended abnormally");
-                crate::metrics::run_finished("failed", took);
+                crate::metrics::run_finished(RunOutcome::Failed, took);
                 return;
             }
         };
         // One rule for the summary, the metric and the status page.
-        let outcome = summary.outcome().as_str();
+        let outcome = summary.outcome();
         crate::metrics::run_finished(outcome, took);
         let sum = |f: fn(&crate::sync::AccountSummary) -> u64| -> u64 {
             summary.accounts.iter().map(f).sum()
@@ -500,7 +502,7 @@ impl Service {
         let figures = RunFigures {
             started_at: run.started_at,
             finished_at: Utc::now(),
-            outcome: outcome.to_owned(),
+            outcome,
             site_days: sum(|a| a.site_days as u64),
             done: sum(|a| a.done as u64),
             failed: sum(|a| a.failures.len() as u64),
@@ -531,7 +533,7 @@ impl Service {
         // The figures are in place before the run is reported finished.
         let _ = self.refresh_site_gauges().await;
         tracing::info!(
-            outcome,
+            outcome = outcome.as_str(),
             site_days = figures.site_days,
             done = figures.done,
             failed = figures.failed,

@@ -10,6 +10,7 @@ pub mod text;
 #[cfg(test)]
 mod fixture;
 
+pub use crate::store::runs::RunFigures;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -195,24 +196,6 @@ impl DayState {
     }
 }
 
-/// The figures of one finished run of the service.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunFigures {
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    /// `ok`, `failed` (some site-days failed) or `interrupted`.
-    pub outcome: String,
-    pub site_days: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub transactions: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub pages: u64,
-    pub requests: u64,
-    pub rate_limited: u64,
-}
-
 /// A run in progress.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunProgress {
@@ -380,9 +363,9 @@ impl Snapshot {
                         }
                     })
                     .collect();
-                let last_ended = crate::sync::last_ended_day(timezone, now);
-                let first = last_ended - chrono::Days::new(u64::from(catch_up_days.max(1)) - 1);
-                let missing = crate::sync::dates(first, last_ended)
+                let (first, last_ended) =
+                    crate::domain::days::last_ended_days(timezone, now, catch_up_days);
+                let missing = crate::domain::days::dates(first, last_ended)
                     .filter(|d| recorded.get(d).map_or(true, |r| r.status != "done"))
                     .collect();
                 let mut failed: Vec<FailedDay> = recorded

@@ -215,11 +215,6 @@ pub struct SiteDay<'a> {
     pub date: NaiveDate,
 }
 
-/// How long a claim on a site-day holds without being renewed. The heartbeat
-/// renews it every [`HEARTBEAT_EVERY`]; a claim of a process that died runs
-/// out after this and the day is taken over.
-pub const LEASE: Duration = Duration::from_secs(60);
-
 /// A claim on a site-day: who exports it. Every write of the day names it,
 /// and fails once another process has taken the day over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

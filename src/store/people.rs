@@ -481,7 +481,7 @@ pub async fn missing_history(
         .date_naive()
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
-    Ok(crate::people::sign_up_periods(start, end)
+    Ok(crate::domain::days::sign_up_periods(start, end)
         .into_iter()
         .filter(|p| !done.iter().any(|d| d.0 <= p.0 && d.1 >= p.1))
         .collect())

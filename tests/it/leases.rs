@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use sonnys_etl::api::model::Transaction;
+use sonnys_etl::domain::days::DaySelection;
 use sonnys_etl::domain::{AccountName, SiteCode};
 use sonnys_etl::progress::Progress;
 use sonnys_etl::store::{self, Lease};
-use sonnys_etl::sync::{DaySelection, SyncPlan, Syncer};
+use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{fast_simulator, TestApp};
@@ -19,7 +20,7 @@ use crate::support::{fast_simulator, TestApp};
 fn other_process() -> Lease {
     Lease {
         owner: uuid::Uuid::new_v4(),
-        term: store::LEASE,
+        term: sonnys_etl::configuration::LEASE,
     }
 }
 
@@ -127,7 +128,7 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     let settings = Arc::new(app.settings());
     let now = chrono::Utc::now();
     let tz = app.business_day("desert", "D01", now.date_naive()).timezone;
-    let date = sonnys_etl::sync::last_ended_day(tz, now);
+    let date = sonnys_etl::domain::days::last_ended_day(tz, now);
     let before = date - chrono::Days::new(1);
     let pool = app.db.pool.clone();
     let other = other_process();

@@ -212,7 +212,7 @@ async fn a_day_left_running_by_a_dead_process_shows_as_stale_and_is_redone() {
     // `sync --missing` (and the service's catch-up) redo it.
     let syncer = Syncer::new(Arc::new(app.settings()), app.db.pool.clone());
     let plan = SyncPlan {
-        days: sonnys_etl::sync::DaySelection::Range {
+        days: sonnys_etl::domain::days::DaySelection::Range {
             from: date,
             to: date,
             missing_only: true,

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
+use sonnys_etl::domain::days::last_ended_day;
 use sonnys_etl::domain::parse_timezone;
 use sonnys_etl::simulator::SimulatorConfig;
-use sonnys_etl::sync::last_ended_day;
 
 use crate::support::service::{ConfigFile, ServiceProcess};
 use crate::support::{fast_simulator, TestApp};

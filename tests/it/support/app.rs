@@ -111,7 +111,7 @@ impl TestApp {
     ) -> SyncSummary {
         let syncer = Syncer::new(Arc::new(self.settings()), self.db.pool.clone());
         let plan = SyncPlan {
-            days: sonnys_etl::sync::DaySelection::Range {
+            days: sonnys_etl::domain::days::DaySelection::Range {
                 from,
                 to,
                 missing_only: false,

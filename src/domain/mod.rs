@@ -4,6 +4,9 @@
 //! Values are parsed once at the edge (configuration, /site/list) and trusted
 //! everywhere inside.
 
+pub mod days;
+pub mod states;
+
 use std::fmt;
 
 use chrono::{DateTime, Days, LocalResult, NaiveDate, TimeZone, Utc};
