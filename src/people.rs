@@ -34,6 +34,7 @@ use crate::api::policy::{with_policy, CallError};
 use crate::api::Client;
 use crate::configuration::{LabourSettings, MembersSettings};
 use crate::domain::days::{day_chunks, last_ended_days};
+use crate::domain::states::PeopleKind;
 use crate::domain::AccountName;
 use crate::store::people as store;
 
@@ -89,6 +90,43 @@ impl DataKinds {
     }
 }
 
+/// Why a labour or membership export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    /// An API call failed for good (after the policy's retries).
+    #[error("{what}: {source}")]
+    Api {
+        what: &'static str,
+        #[source]
+        source: CallError,
+    },
+    /// Reading or writing what is stored failed.
+    #[error("{what}{source}")]
+    Database {
+        /// What was being done, with a trailing ": ", or nothing.
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl From<sqlx::Error> for PeopleError {
+    fn from(source: sqlx::Error) -> Self {
+        PeopleError::Database {
+            what: String::new(),
+            source,
+        }
+    }
+}
+
+fn database(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> PeopleError {
+    let what = what.into();
+    move |source| PeopleError::Database {
+        what: format!("{what}: "),
+        source,
+    }
+}
+
 /// What one account's labour or membership export did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeopleReport {
@@ -123,10 +161,13 @@ impl PeopleExport<'_> {
     pub async fn labour(&self, settings: &LabourSettings, now: DateTime<Utc>) -> PeopleReport {
         let requests = AtomicU64::new(0);
         let mut report = PeopleReport::default();
-        let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every).await {
+        let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every)
+            .await
+            .map_err(database("cannot read when labour was last swept"))
+        {
             Ok(due) => due,
             Err(e) => {
-                report.error = Some(format!("cannot read when labour was last swept: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
@@ -136,21 +177,21 @@ impl PeopleExport<'_> {
             settings.recent_days
         };
         let (first, last) = last_ended_days(self.timezone, now, days);
-        let data = if sweep { "labour_sweep" } else { "labour" };
+        let data = if sweep {
+            PeopleKind::LabourSweep
+        } else {
+            PeopleKind::Labour
+        };
         let span = (day_start(first), day_start(last + Days::new(1)));
-        let result: Result<(), String> = async {
-            store::begin(self.pool, self.account, data, span)
-                .await
-                .map_err(|e| e.to_string())?;
+        let result: Result<(), PeopleError> = async {
+            store::begin(self.pool, self.account, data, span).await?;
             let employees = self
                 .pages("employee", "list employees", &requests, |page| {
                     self.client.employees_page(page)
                 })
                 .await?;
             report.listed = employees.len() as u64;
-            store::upsert_employees(self.pool, self.account, &employees)
-                .await
-                .map_err(|e| e.to_string())?;
+            store::upsert_employees(self.pool, self.account, &employees).await?;
             let ids: Vec<i64> = if sweep {
                 employees.iter().map(|e| e.employee_id).collect()
             } else {
@@ -159,8 +200,7 @@ impl PeopleExport<'_> {
                     self.account,
                     now - chrono::Duration::weeks(i64::from(settings.active_weeks)),
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             };
             let chunks = day_chunks(first, last, CLOCK_DAYS_PER_REQUEST);
             let reads: Vec<_> = ids
@@ -200,23 +240,24 @@ impl PeopleExport<'_> {
 
         // Sign-ups: every whole 6-month period back to `since` once, then
         // the recent days every night.
-        let periods = match store::missing_history(self.pool, self.account, since, recent).await {
+        let periods = match store::missing_history(self.pool, self.account, since, recent)
+            .await
+            .map_err(database("cannot read the membership history done"))
+        {
             Ok(p) => p,
             Err(e) => {
-                report.error = Some(format!("cannot read the membership history done: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
         for (data, span) in periods
             .into_iter()
-            .map(|p| ("member_history", p))
-            .chain(std::iter::once(("member_sign_ups", (recent, now))))
+            .map(|p| (PeopleKind::MemberHistory, p))
+            .chain(std::iter::once((PeopleKind::MemberSignUps, (recent, now))))
         {
             let before = Counted::of(&requests, &report);
             let result = async {
-                store::begin(self.pool, self.account, data, span)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store::begin(self.pool, self.account, data, span).await?;
                 let accounts = self
                     .pages(
                         "recurring/account/list",
@@ -232,8 +273,7 @@ impl PeopleExport<'_> {
                     self.timezone,
                     &accounts,
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 add(&mut report.written, written);
                 Ok(())
             }
@@ -247,22 +287,23 @@ impl PeopleExport<'_> {
         }
 
         // Status changes since the last export, with the recent days again.
-        let from = match store::changes_covered_to(self.pool, self.account).await {
+        let from = match store::changes_covered_to(self.pool, self.account)
+            .await
+            .map_err(database("cannot read the status changes done"))
+        {
             Ok(Some(to)) => {
                 (to - chrono::Duration::days(i64::from(settings.recent_days))).max(since)
             }
             Ok(None) => since,
             Err(e) => {
-                report.error = Some(format!("cannot read the status changes done: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
         let span = (from, now);
         let before = Counted::of(&requests, &report);
         let result = async {
-            store::begin(self.pool, self.account, "member_changes", span)
-                .await
-                .map_err(|e| e.to_string())?;
+            store::begin(self.pool, self.account, PeopleKind::MemberChanges, span).await?;
             let limit = *STATUS_LIST_LIMITS.end();
             let changes = self
                 .pages(
@@ -275,14 +316,13 @@ impl PeopleExport<'_> {
             report.records += changes.len() as u64;
             let written =
                 store::upsert_status_changes(self.pool, self.account, self.timezone, &changes)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             add(&mut report.written, written);
             Ok(())
         }
         .await;
         self.finish(
-            "member_changes",
+            PeopleKind::MemberChanges,
             span,
             &requests,
             before,
@@ -301,7 +341,7 @@ impl PeopleExport<'_> {
         id: i64,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<(u64, store::Written), String> {
+    ) -> Result<(u64, store::Written), PeopleError> {
         let read = self
             .call("read clock entries", requests, || {
                 // A day more on each side: the API's date zone is not documented.
@@ -319,7 +359,9 @@ impl PeopleExport<'_> {
             &read.quarantined,
         )
         .await
-        .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
+        .map_err(database(format!(
+            "cannot store employee {id}'s clock entries"
+        )))?;
         if written.quarantined > 0 {
             self.quarantined(&read.quarantined, written.quarantined);
         }
@@ -350,10 +392,10 @@ impl PeopleExport<'_> {
     async fn pages<T, F, Fut>(
         &self,
         endpoint: &'static str,
-        what: &str,
+        what: &'static str,
         requests: &AtomicU64,
         fetch: F,
-    ) -> Result<Vec<T>, String>
+    ) -> Result<Vec<T>, PeopleError>
     where
         F: Fn(u32) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, crate::api::ApiError>>,
@@ -363,19 +405,24 @@ impl PeopleExport<'_> {
             with_policy(self.cancel, what, requests, move || fetch(page))
         })
         .await
-        .map_err(|e: CallError| format!("{what}: {e}"))
+        .map_err(|source| PeopleError::Api { what, source })
     }
 
     /// One call with the export's error policy (transient errors and 429s
     /// retried), its requests counted, its error named.
-    async fn call<T, F, Fut>(&self, what: &str, requests: &AtomicU64, call: F) -> Result<T, String>
+    async fn call<T, F, Fut>(
+        &self,
+        what: &'static str,
+        requests: &AtomicU64,
+        call: F,
+    ) -> Result<T, PeopleError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::api::ApiError>>,
     {
         with_policy(self.cancel, what, requests, call)
             .await
-            .map_err(|e: CallError| format!("{what}: {e}"))
+            .map_err(|source| PeopleError::Api { what, source })
     }
 
     /// Record one export (one `sonnys.people_syncs` row) with what it
@@ -383,27 +430,28 @@ impl PeopleExport<'_> {
     /// running totals.
     async fn finish(
         &self,
-        data: &str,
+        data: PeopleKind,
         span: (DateTime<Utc>, DateTime<Utc>),
         requests: &AtomicU64,
         before: Counted,
-        result: Result<(), String>,
+        result: Result<(), PeopleError>,
         report: &mut PeopleReport,
     ) {
         report.requests = requests.load(Ordering::Relaxed);
         let now = Counted::of(requests, report);
-        if let Err(e) = &result {
-            tracing::warn!(data, error = %e, "export failed");
+        let error = result.err().map(|e| e.to_string());
+        if let Some(e) = &error {
+            tracing::warn!(data = data.as_str(), error = %e, "export failed");
             report.error = Some(e.clone());
         }
         let outcome = store::Outcome {
             requests: (now.requests - before.requests) as i64,
             records: (now.records - before.records) as i64,
             rejected: (now.rejected - before.rejected) as i64,
-            error: result.as_ref().err().map(String::as_str),
+            error: error.as_deref(),
         };
         if let Err(e) = store::finish(self.pool, self.account, data, span, outcome).await {
-            tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
+            tracing::warn!(data = data.as_str(), error = %e, "cannot record the export in sonnys.people_syncs");
         }
     }
 }

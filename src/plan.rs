@@ -121,15 +121,7 @@ impl Forecast {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct History {
-    account: String,
-    site_code: String,
-    weekday: i32,
-    days: i64,
-    pages: i64,
-    requests: i64,
-}
+use crate::store::status::DayHistory as History;
 
 /// Forecast exporting `selection` at `at` for every configured account.
 pub async fn forecast(
@@ -140,18 +132,7 @@ pub async fn forecast(
 ) -> sqlx::Result<Forecast> {
     let sites = crate::store::known_sites(pool).await?;
     let since = at.date_naive() - chrono::Days::new(HISTORY_DAYS);
-    let history: Vec<History> = sqlx::query_as(
-        "SELECT account, site_code, extract(isodow FROM business_date)::int AS weekday,
-                count(*) AS days, sum(pages)::bigint AS pages, sum(requests)::bigint AS requests
-           FROM sonnys.sync_days
-          WHERE status = 'done' AND business_date >= $1 AND pages > 0
-            -- a check that found the day unchanged spent only summary requests
-            AND (checked_at IS NULL OR checked_at <= finished_at)
-          GROUP BY 1, 2, 3",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
+    let history = crate::store::status::day_history(pool, since).await?;
     let done_since = selection.needs_done_from(at);
     let mut by_api: BTreeMap<String, ApiForecast> = BTreeMap::new();
     let mut per_account = BTreeMap::new();
@@ -267,11 +248,7 @@ async fn people_requests(
     let mut requests = 0.0;
     let per_request = f64::from(crate::people::CLOCK_DAYS_PER_REQUEST);
     if settings.labour.enabled {
-        let (employees,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM sonnys.employees WHERE account = $1")
-                .bind(account.as_str())
-                .fetch_one(pool)
-                .await?;
+        let employees = crate::store::status::employee_count(pool, account).await?;
         requests += pages(employees, 100);
         let labour = &settings.labour;
         if store::sweep_due(pool, account, labour.sweep_every).await? {
@@ -287,28 +264,15 @@ async fn people_requests(
         let since = members.since.at(at);
         let recent = at - chrono::Duration::days(i64::from(members.recent_days) + 1);
         for (from, to) in store::missing_history(pool, account, since, recent).await? {
-            let (known,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM sonnys.recurring_accounts
-                  WHERE account = $1 AND sign_up_at >= $2 AND sign_up_at < $3",
-            )
-            .bind(account.as_str())
-            .bind(from)
-            .bind(to)
-            .fetch_one(pool)
-            .await?;
+            let known = crate::store::status::sign_ups_between(pool, account, from, to).await?;
             requests += pages(known, 100);
         }
         let changes_from = match store::changes_covered_to(pool, account).await? {
             Some(to) => to - chrono::Duration::days(i64::from(members.recent_days)),
             None => since,
         };
-        let (changes,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM sonnys.recurring_status_changes WHERE account = $1 AND status_at >= $2",
-        )
-        .bind(account.as_str())
-        .bind(changes_from)
-        .fetch_one(pool)
-        .await?;
+        let changes =
+            crate::store::status::status_changes_since(pool, account, changes_from).await?;
         // The night's sign-ups, and the status changes at 1,000 a page.
         requests += 1.0 + pages(changes, 1000);
     }

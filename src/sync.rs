@@ -29,8 +29,34 @@ use crate::people::{DataKinds, PeopleExport, PeopleReport};
 use crate::progress::Progress;
 use crate::store;
 
-/// Why an account's sync stopped when the program was asked to stop.
-const INTERRUPTED: &str = "interrupted by shutdown";
+/// Why a sync cannot start: the plan does not fit the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("--from {from} is after --to {to}")]
+    RangeReversed { from: NaiveDate, to: NaiveDate },
+    #[error("no accounts are configured ([[accounts]] in the configuration file)")]
+    NoAccounts,
+    #[error("--account {name}: no such account (configured: {})", configured.join(", "))]
+    UnknownAccount {
+        name: String,
+        configured: Vec<String>,
+    },
+}
+
+/// Why an account's whole sync stopped before its days were done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stop {
+    /// The program was asked to stop: the rest is done next time.
+    #[error("interrupted by shutdown")]
+    Interrupted,
+    /// The API refused the account (401, 403): its key or id is wrong.
+    #[error("{0}")]
+    Refused(String),
+    /// The account could not be worked on (no client, no site list, the
+    /// database away past its outage timeout).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Business days one site exports at the same time.
 const DAYS_IN_FLIGHT: usize = 6;
@@ -103,7 +129,7 @@ pub struct AccountSummary {
     /// v1 flags.
     pub summaries_refused: bool,
     /// The reason the whole account stopped, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stop>,
     /// Codes of the sites exported.
     pub site_codes: Vec<String>,
     /// The labour export, when it ran.
@@ -120,7 +146,7 @@ impl AccountSummary {
         if self.ok() {
             RunOutcome::Ok
         } else if self.failures.is_empty()
-            && self.stopped.as_deref() == Some(INTERRUPTED)
+            && self.stopped == Some(Stop::Interrupted)
             && [&self.labour, &self.members]
                 .iter()
                 .all(|r| r.as_ref().map_or(true, |r| r.error.is_none()))
@@ -333,16 +359,14 @@ impl Syncer {
     }
 
     /// Check a plan against the configuration; the error names the problem.
-    pub fn check(&self, plan: &SyncPlan) -> Result<(), String> {
+    pub fn check(&self, plan: &SyncPlan) -> Result<(), SyncError> {
         if let DaySelection::Range { from, to, .. } = plan.days {
             if from > to {
-                return Err(format!("--from {from} is after --to {to}"));
+                return Err(SyncError::RangeReversed { from, to });
             }
         }
         if self.settings.accounts.is_empty() {
-            return Err(
-                "no accounts are configured ([[accounts]] in the configuration file)".into(),
-            );
+            return Err(SyncError::NoAccounts);
         }
         let known: Vec<&str> = self
             .settings
@@ -352,10 +376,10 @@ impl Syncer {
             .collect();
         for name in &plan.accounts {
             if !known.contains(&name.as_str()) {
-                return Err(format!(
-                    "--account {name}: no such account (configured: {})",
-                    known.join(", ")
-                ));
+                return Err(SyncError::UnknownAccount {
+                    name: name.clone(),
+                    configured: known.iter().map(|k| k.to_string()).collect(),
+                });
             }
         }
         Ok(())
@@ -367,7 +391,7 @@ impl Syncer {
         plan: &SyncPlan,
         shutdown: &CancellationToken,
         progress: &Progress,
-    ) -> Result<SyncSummary, String> {
+    ) -> Result<SyncSummary, SyncError> {
         self.check(plan)?;
         let started = Instant::now();
         let accounts = self.settings.accounts.iter().filter(|a| {
@@ -427,7 +451,7 @@ impl Syncer {
         ) {
             Ok(c) => c,
             Err(e) => {
-                summary.stopped = Some(e);
+                summary.stopped = Some(Stop::Failed(e.to_string()));
                 return summary;
             }
         };
@@ -452,7 +476,7 @@ impl Syncer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the account's sites; skipping the account");
-                summary.stopped = Some(e);
+                summary.stopped = Some(Stop::Failed(e));
                 summary.requests = export.client.sent();
                 summary.elapsed = started.elapsed();
                 return summary;
@@ -472,7 +496,7 @@ impl Syncer {
                 Err(e) => {
                     let reason = format!("cannot read which days are done: {e}");
                     tracing::error!(error = %e, "cannot read which days are done; skipping the account");
-                    summary.stopped = Some(reason);
+                    summary.stopped = Some(Stop::Failed(reason));
                     // The site list was asked for: it counts.
                     summary.requests = export.client.sent();
                     summary.elapsed = started.elapsed();
@@ -580,7 +604,7 @@ impl Syncer {
         let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
         if shutdown.is_cancelled() && summary.stopped.is_none() && summary.done < summary.site_days
         {
-            summary.stopped = Some(INTERRUPTED.into());
+            summary.stopped = Some(Stop::Interrupted);
         }
         summary.summaries_refused = export.summaries.refused();
         if full && summary.stopped.is_none() {
@@ -652,7 +676,7 @@ impl Syncer {
                         Err(e) if e.stops_account() => {
                             if s.stopped.is_none() {
                                 tracing::error!(day = %day, error = %e, "the API refused the account; stopping its work");
-                                s.stopped = Some(e.to_string());
+                                s.stopped = Some(Stop::Refused(e.to_string()));
                             }
                             export.cancel.cancel();
                         }
@@ -854,7 +878,7 @@ mod tests {
     fn a_stopped_run_with_failed_days_is_failed_in_the_summary_and_the_metrics_alike() {
         let stopped = |failures: usize| AccountSummary {
             account: "northside".into(),
-            stopped: Some(INTERRUPTED.into()),
+            stopped: Some(Stop::Interrupted),
             failures: (0..failures)
                 .map(|_| Failure {
                     site: "N01".into(),

@@ -54,6 +54,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Why a client for an account cannot be made. The messages never
+/// include the key itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the API id is not a valid header value")]
+    ApiId,
+    #[error("the API key is not a valid header value")]
+    ApiKey,
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
 impl Client {
     pub fn new(
         account: &AccountName,
@@ -62,15 +74,14 @@ impl Client {
         api_key: &SecretString,
         request_timeout: Duration,
         budget: Budget,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             "X-Sonnys-API-ID",
-            HeaderValue::from_str(api_id.as_str())
-                .map_err(|_| "the API id is not a valid header value")?,
+            HeaderValue::from_str(api_id.as_str()).map_err(|_| ClientError::ApiId)?,
         );
-        let mut key = HeaderValue::from_str(api_key.expose_secret())
-            .map_err(|_| "the API key is not a valid header value")?;
+        let mut key =
+            HeaderValue::from_str(api_key.expose_secret()).map_err(|_| ClientError::ApiKey)?;
         key.set_sensitive(true);
         headers.insert("X-Sonnys-API-Key", key);
         headers.insert("Accept", HeaderValue::from_static("application/json"));
@@ -80,7 +91,7 @@ impl Client {
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("sonnys-etl/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError::Http)?;
         let mut base_url = base_url.clone();
         if !base_url.path().ends_with('/') {
             base_url.set_path(&format!("{}/", base_url.path()));

@@ -31,6 +31,12 @@ macro_rules! stored_as_text {
             }
         }
 
+        impl sqlx::postgres::PgHasArrayType for $state {
+            fn array_type_info() -> PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
         impl sqlx::Encode<'_, Postgres> for $state {
             fn encode_by_ref(
                 &self,
@@ -157,6 +163,18 @@ impl PeopleFamily {
             PeopleFamily::Labour => "labour",
             PeopleFamily::Members => "members",
         }
+    }
+}
+
+impl std::fmt::Display for PeopleFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::fmt::Display for DayStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 

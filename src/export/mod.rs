@@ -33,6 +33,7 @@ use crate::api::summary::Summary;
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
 use crate::domain::days::{OnClaimed, Redo};
+use crate::domain::states::DayStatus;
 use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
 use crate::store::{self, PageWrite};
 
@@ -441,7 +442,7 @@ impl AccountExport {
         })
         .await?;
         Ok(match state {
-            Some((status, _)) if status == "done" => None,
+            Some((DayStatus::Done, _)) => None,
             Some((_, left)) => Some(left),
             None => Some(Duration::ZERO),
         })

@@ -32,7 +32,7 @@ use crate::domain::days::DaySelection;
 use crate::domain::states::RunOutcome;
 use crate::progress::{Progress, Totals};
 use crate::status::{RunFigures, RunProgress, Snapshot, SnapshotContext};
-use crate::sync::{SyncPlan, SyncSummary, Syncer};
+use crate::sync::{SyncError, SyncPlan, SyncSummary, Syncer};
 
 /// How often the main loop proves it is alive (and pings the watchdog).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -112,7 +112,7 @@ impl Shared {
 
 /// A run in progress.
 struct Running {
-    task: JoinHandle<Result<SyncSummary, String>>,
+    task: JoinHandle<Result<SyncSummary, SyncError>>,
     started_at: DateTime<Utc>,
     started: Instant,
     totals: Arc<Totals>,
@@ -472,7 +472,7 @@ impl Service {
     async fn finish_run(
         &self,
         run: Running,
-        finished: Result<Result<SyncSummary, String>, tokio::task::JoinError>,
+        finished: Result<Result<SyncSummary, SyncError>, tokio::task::JoinError>,
     ) {
         *self
             .shared
