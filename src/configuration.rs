@@ -947,9 +947,9 @@ fn check_accounts(
 }
 
 /// How long a claim on a site-day holds without being renewed (`sync.lease`
-/// by default). The heartbeat renews it every
-/// [`HEARTBEAT_EVERY`](crate::store::HEARTBEAT_EVERY); a claim of a process
-/// that died runs out after this and the day is taken over.
+/// by default). The exporting process renews it with every heartbeat
+/// (every 15 s, `store::HEARTBEAT_EVERY`); a claim of a process that died
+/// runs out after this and the day is taken over.
 pub const LEASE: Duration = Duration::from_secs(60);
 
 fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(

@@ -117,7 +117,7 @@ pub fn summary_disagreements(account: &str, fields: u64) {
 
 /// A site-day finished: `done` (or `unchanged`, `changed` for a lookback
 /// day checked by its summaries) with what it wrote, or `failed`.
-pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageWrite) {
+pub fn site_day(account: &str, status: &'static str, write: &crate::domain::PageWrite) {
     let (inserted, updated) = (write.inserted, write.updated);
     if write.rejected > 0 {
         counter!(REJECTED_RECORDS, "account" => account.to_owned()).increment(write.rejected);

@@ -406,8 +406,12 @@ mod tests {
             "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
         assert_eq!(periods[2].1, until);
+        // Each period starts where the last ended and spans 6 months at most.
+        for pair in periods.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+        }
         for (from, to) in periods {
-            crate::api::people::check_sign_up_period(from, to).unwrap();
+            assert!(to <= from.checked_add_months(Months::new(6)).unwrap());
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod sites;
 pub mod status;
 pub mod transactions;
 
+pub use crate::domain::PageWrite;
 pub use claims::*;
 pub use sites::*;
 pub use transactions::*;

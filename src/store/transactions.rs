@@ -13,16 +13,6 @@ use crate::domain::{AccountName, BusinessDay, SiteCode};
 
 use super::*;
 
-/// What one page changed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PageWrite {
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    /// Records quarantined in `sonnys.rejected_records`.
-    pub rejected: u64,
-}
-
 /// Upsert one page of a site-day in one database transaction: the
 /// transactions, and the lines of those that are new or changed. Unchanged
 /// transactions are not rewritten; a changed one has its lines replaced.
