@@ -3,9 +3,7 @@
 //! API id share its budget; a refused account stops alone.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::join_all;
@@ -16,18 +14,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::api::model::SiteEntry;
-use crate::api::policy::with_policy;
 use crate::api::Client;
 use crate::budget::{Allowance, Budgets};
 use crate::configuration::{AccountSettings, Lookback, Settings};
 use crate::domain::days::{DaySelection, OnClaimed, Redo};
-use crate::domain::states::RunOutcome;
-use crate::domain::{parse_timezone, BusinessDay, Site, SiteCode};
+use crate::domain::{BusinessDay, Site};
 use crate::export::{AccountExport, BuildTimes, DayReport, ExportError, SummaryPolicy};
-use crate::people::{DataKinds, PeopleExport, PeopleReport};
+use crate::people::{DataKinds, PeopleExport};
 use crate::progress::Progress;
 use crate::store;
+
+mod sites;
+mod summary;
+
+pub use summary::{AccountSummary, Failure, SyncSummary};
 
 /// Why a sync cannot start: the plan does not fit the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,244 +83,6 @@ impl SyncPlan {
             accounts: Vec::new(),
             sites: Vec::new(),
         }
-    }
-}
-
-/// One site-day that did not complete.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub site: String,
-    pub date: Option<NaiveDate>,
-    pub error: String,
-}
-
-/// What a sync did for one account.
-#[derive(Debug, Clone, Default)]
-pub struct AccountSummary {
-    pub account: String,
-    pub site_days: usize,
-    pub done: usize,
-    /// Days in the range that have not ended yet in the site's zone.
-    pub not_complete: usize,
-    pub transactions: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub pages: u64,
-    pub requests: u64,
-    pub rate_limited: u64,
-    /// Records quarantined in `sonnys.rejected_records`.
-    pub rejected: u64,
-    /// Site-days another process exported while this one waited (counted in `done`).
-    pub done_by_others: usize,
-    /// Site-days left to another process that holds them (the service).
-    pub left_to_others: usize,
-    /// Lookback days compared with their summaries and found unchanged
-    /// (counted in `done`, not exported again).
-    pub unchanged: usize,
-    /// Lookback days whose summaries showed a change: exported again.
-    pub changed: usize,
-    /// Whether this run exported the lookback days whole
-    /// (`schedule.full_lookback_every`, or `lookback = "full"`).
-    pub full_lookback: bool,
-    /// Membership flags or statuses where the export and the summaries
-    /// disagreed (the summaries' values were stored).
-    pub disagreements: u64,
-    /// The API refused the account's summaries (403): classified by the
-    /// v1 flags.
-    pub summaries_refused: bool,
-    /// The reason the whole account stopped, if it did.
-    pub stopped: Option<Stop>,
-    /// Codes of the sites exported.
-    pub site_codes: Vec<String>,
-    /// The labour export, when it ran.
-    pub labour: Option<PeopleReport>,
-    /// The membership export, when it ran.
-    pub members: Option<PeopleReport>,
-    pub failures: Vec<Failure>,
-    pub elapsed: Duration,
-}
-
-impl AccountSummary {
-    /// How the account's part of the run ended.
-    pub fn outcome(&self) -> RunOutcome {
-        if self.ok() {
-            RunOutcome::Ok
-        } else if self.failures.is_empty()
-            && self.stopped == Some(Stop::Interrupted)
-            && [&self.labour, &self.members]
-                .iter()
-                .all(|r| r.as_ref().map_or(true, |r| r.error.is_none()))
-        {
-            RunOutcome::Interrupted
-        } else {
-            RunOutcome::Failed
-        }
-    }
-
-    pub fn ok(&self) -> bool {
-        self.stopped.is_none()
-            && self.failures.is_empty()
-            && [&self.labour, &self.members]
-                .iter()
-                .all(|r| r.as_ref().map_or(true, |r| r.error.is_none()))
-    }
-
-    /// Requests of the transaction export alone.
-    pub fn transaction_requests(&self) -> u64 {
-        let people: u64 = [&self.labour, &self.members]
-            .iter()
-            .filter_map(|r| r.as_ref().map(|r| r.requests))
-            .sum();
-        self.requests.saturating_sub(people)
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SyncSummary {
-    pub accounts: Vec<AccountSummary>,
-    /// `--site` codes that no selected account reports.
-    pub unknown_sites: Vec<String>,
-    pub elapsed: Duration,
-}
-
-impl SyncSummary {
-    /// Whether every site-day succeeded.
-    pub fn ok(&self) -> bool {
-        self.unknown_sites.is_empty() && self.accounts.iter().all(AccountSummary::ok)
-    }
-
-    /// How the run ended: the worst of its accounts' outcomes.
-    pub fn outcome(&self) -> RunOutcome {
-        let worst = self
-            .accounts
-            .iter()
-            .map(AccountSummary::outcome)
-            .max()
-            .unwrap_or(RunOutcome::Ok);
-        if self.unknown_sites.is_empty() {
-            worst
-        } else {
-            RunOutcome::Failed
-        }
-    }
-}
-
-impl std::fmt::Display for SyncSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for a in &self.accounts {
-            let state = a.outcome().headline();
-            writeln!(
-                f,
-                "{}: {state} — {} of {} site-days done across {} sites, {} transactions ({} new, {} changed), {} pages, {} requests ({:.2}/page), {} × 429, {:.1}s",
-                a.account,
-                a.done,
-                a.site_days,
-                a.site_codes.len(),
-                a.transactions,
-                a.inserted,
-                a.updated,
-                a.pages,
-                a.transaction_requests(),
-                if a.pages == 0 { 0.0 } else { a.transaction_requests() as f64 / a.pages as f64 },
-                a.rate_limited,
-                a.elapsed.as_secs_f64(),
-            )?;
-            if a.not_complete > 0 {
-                writeln!(
-                    f,
-                    "  {} site-days skipped: the day has not ended yet in the site's time zone",
-                    a.not_complete
-                )?;
-            }
-            if a.unchanged + a.changed > 0 {
-                writeln!(
-                    f,
-                    "  lookback: {} site-days checked by their summaries, {} unchanged (not exported again), {} changed (exported again)",
-                    a.unchanged + a.changed,
-                    a.unchanged,
-                    a.changed
-                )?;
-            }
-            if a.full_lookback {
-                writeln!(
-                    f,
-                    "  lookback: the lookback days were exported whole (schedule.full_lookback_every)"
-                )?;
-            }
-            if a.summaries_refused {
-                writeln!(
-                    f,
-                    "  summaries: refused by the API (403); membership figures fall back to the export's v1 flags (docs/schema.md)"
-                )?;
-            }
-            if a.done_by_others > 0 {
-                writeln!(
-                    f,
-                    "  {} of them done by another process while this one waited",
-                    a.done_by_others
-                )?;
-            }
-            if a.left_to_others > 0 {
-                writeln!(
-                    f,
-                    "  {} site-days left to another process that is exporting them",
-                    a.left_to_others
-                )?;
-            }
-            if a.rejected > 0 {
-                writeln!(
-                    f,
-                    "  {} records quarantined in sonnys.rejected_records (see their reasons there); the rest of their pages is stored",
-                    a.rejected
-                )?;
-            }
-            if let Some(l) = &a.labour {
-                writeln!(
-                    f,
-                    "  labour{}: {} employees, {} clock entries received ({} new, {} changed, {} removed), {} requests{}",
-                    if l.sweep { " (weekly sweep of every employee)" } else { "" },
-                    l.listed,
-                    l.records,
-                    l.written.inserted,
-                    l.written.updated,
-                    l.written.deleted,
-                    l.requests,
-                    l.error.as_deref().map(|e| format!(" — FAILED: {e}")).unwrap_or_default()
-                )?;
-                if l.written.quarantined > 0 {
-                    writeln!(
-                        f,
-                        "  {} clock entries without a clock-in quarantined in sonnys.rejected_records; the employees' other entries are stored",
-                        l.written.quarantined
-                    )?;
-                }
-            }
-            if let Some(m) = &a.members {
-                writeln!(
-                    f,
-                    "  members: {} accounts listed, {} status changes ({} rows new, {} changed), {} requests{}",
-                    m.listed,
-                    m.records,
-                    m.written.inserted,
-                    m.written.updated,
-                    m.requests,
-                    m.error.as_deref().map(|e| format!(" — FAILED: {e}")).unwrap_or_default()
-                )?;
-            }
-            if let Some(reason) = &a.stopped {
-                writeln!(f, "  stopped: {reason}")?;
-            }
-            for failure in &a.failures {
-                match failure.date {
-                    Some(date) => writeln!(f, "  {} {date}: {}", failure.site, failure.error)?,
-                    None => writeln!(f, "  {}: {}", failure.site, failure.error)?,
-                }
-            }
-        }
-        for code in &self.unknown_sites {
-            writeln!(f, "site {code}: no selected account reports this site")?;
-        }
-        Ok(())
     }
 }
 
@@ -747,90 +509,6 @@ impl Syncer {
             }
         }
     }
-
-    /// The account's sites from /site/list, narrowed to the configured and
-    /// requested codes, and stored in `sonnys.sites`. Requested codes the API
-    /// does not know come back as failures.
-    async fn sites(
-        &self,
-        export: &AccountExport,
-        settings: &AccountSettings,
-        plan: &SyncPlan,
-    ) -> Result<(Vec<Site>, Vec<Failure>), String> {
-        let requests = AtomicU64::new(0);
-        let what = format!("site list of {}", settings.name);
-        let entries = with_policy(&export.cancel, &what, &requests, || {
-            export.client.list_sites()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let all: Vec<Site> = entries
-            .into_iter()
-            .filter_map(|e| resolve_site(e, settings))
-            .collect();
-        // One export per code: a code the API lists twice (two site ids)
-        // would otherwise be exported twice over the same rows.
-        let mut seen = HashSet::new();
-        let exported: Vec<&Site> = all.iter().filter(|s| seen.insert(s.code.clone())).collect();
-        if exported.len() < all.len() {
-            tracing::warn!(
-                listed = all.len(),
-                codes = exported.len(),
-                "/site/list reports some site codes more than once; each code is exported once"
-            );
-        }
-        store::ride_out(
-            self.settings.database.outage_timeout,
-            "store the site list",
-            || store::upsert_sites(&self.pool, &settings.name, &all),
-        )
-        .await
-        .map_err(|e| format!("cannot store the site list: {e}"))?;
-
-        let mut wanted: Option<Vec<SiteCode>> = settings.sites.clone();
-        if !plan.sites.is_empty() {
-            let requested: Vec<SiteCode> = plan
-                .sites
-                .iter()
-                .filter_map(|c| SiteCode::parse(c))
-                .collect();
-            wanted = Some(match wanted {
-                // --site narrows the configured list; it never widens it.
-                Some(configured) => requested
-                    .into_iter()
-                    .filter(|c| configured.contains(c))
-                    .collect(),
-                None => requested
-                    .into_iter()
-                    .filter(|c| all.iter().any(|s| &s.code == c))
-                    .collect(),
-            });
-        }
-        let Some(mut wanted) = wanted else {
-            return Ok((exported.into_iter().cloned().collect(), Vec::new()));
-        };
-        // A code listed twice is exported once.
-        wanted.sort();
-        wanted.dedup();
-        let missing = wanted
-            .iter()
-            .filter(|c| !all.iter().any(|s| &s.code == *c))
-            .map(|c| Failure {
-                site: c.to_string(),
-                date: None,
-                error: format!(
-                    "site {c} is configured for account {} but /site/list does not report it",
-                    settings.name
-                ),
-            })
-            .collect();
-        let sites = exported
-            .into_iter()
-            .filter(|s| wanted.contains(&s.code))
-            .cloned()
-            .collect();
-        Ok((sites, missing))
-    }
 }
 
 fn add(summary: &mut AccountSummary, report: &DayReport) {
@@ -840,68 +518,4 @@ fn add(summary: &mut AccountSummary, report: &DayReport) {
     summary.inserted += report.write.inserted;
     summary.updated += report.write.updated;
     summary.rejected += report.write.rejected;
-}
-
-/// A site from /site/list with its business-day zone: its own, else the
-/// account's, else UTC. Virtual sites without a code cannot be exported alone.
-fn resolve_site(entry: SiteEntry, account: &AccountSettings) -> Option<Site> {
-    let Some(code) = entry.code.as_deref().and_then(SiteCode::parse) else {
-        tracing::info!(
-            site_id = entry.site_id,
-            "skipping a site without a code (a virtual site)"
-        );
-        return None;
-    };
-    let fallback = account.timezone.unwrap_or(chrono_tz::UTC);
-    let timezone = match entry.timezone.as_deref().map(parse_timezone) {
-        Some(Ok(tz)) => tz,
-        Some(Err(problem)) => {
-            tracing::warn!(site = %code, %problem, fallback = fallback.name(), "the site's time zone is unknown; using the account's");
-            fallback
-        }
-        None => fallback,
-    };
-    Some(Site {
-        site_id: entry.site_id,
-        name: entry.name.unwrap_or_default(),
-        reported_timezone: entry.timezone,
-        code,
-        timezone,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stopped_run_with_failed_days_is_failed_in_the_summary_and_the_metrics_alike() {
-        let stopped = |failures: usize| AccountSummary {
-            account: "northside".into(),
-            stopped: Some(Stop::Interrupted),
-            failures: (0..failures)
-                .map(|_| Failure {
-                    site: "N01".into(),
-                    date: None,
-                    error: "HTTP 422".into(),
-                })
-                .collect(),
-            ..AccountSummary::default()
-        };
-        let run = |accounts| SyncSummary {
-            accounts,
-            ..SyncSummary::default()
-        };
-        let interrupted = run(vec![stopped(0)]);
-        assert_eq!(interrupted.outcome(), RunOutcome::Interrupted);
-        assert!(interrupted.to_string().contains("northside: interrupted"));
-        let failed = run(vec![stopped(1), AccountSummary::default()]);
-        assert_eq!(failed.outcome(), RunOutcome::Failed);
-        assert_eq!(failed.outcome().as_str(), "failed");
-        assert!(failed.to_string().contains("northside: FAILED"));
-        assert_eq!(
-            run(vec![AccountSummary::default()]).outcome(),
-            RunOutcome::Ok
-        );
-    }
 }
