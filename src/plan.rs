@@ -23,6 +23,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::api::people::{LIST_LIMIT, STATUS_LIST_LIMITS};
+use crate::api::PAGE_SIZE;
 use crate::configuration::Settings;
 use crate::domain::days::{DaySelection, Redo};
 use crate::domain::{BusinessDay, SiteCode};
@@ -249,7 +251,7 @@ async fn people_requests(
     let per_request = f64::from(crate::people::CLOCK_DAYS_PER_REQUEST);
     if settings.labour.enabled {
         let employees = crate::store::status::employee_count(pool, account).await?;
-        requests += pages(employees, 100);
+        requests += pages(employees, i64::from(LIST_LIMIT));
         let labour = &settings.labour;
         if store::sweep_due(pool, account, labour.sweep_every).await? {
             requests += employees as f64 * (f64::from(labour.sweep_days) / per_request).ceil();
@@ -265,7 +267,7 @@ async fn people_requests(
         let recent = at - chrono::Duration::days(i64::from(members.recent_days) + 1);
         for (from, to) in store::missing_history(pool, account, since, recent).await? {
             let known = crate::store::status::sign_ups_between(pool, account, from, to).await?;
-            requests += pages(known, 100);
+            requests += pages(known, i64::from(LIST_LIMIT));
         }
         let changes_from = match store::changes_covered_to(pool, account).await? {
             Some(to) => to - chrono::Duration::days(i64::from(members.recent_days)),
@@ -274,7 +276,7 @@ async fn people_requests(
         let changes =
             crate::store::status::status_changes_since(pool, account, changes_from).await?;
         // The night's sign-ups, and the status changes at 1,000 a page.
-        requests += 1.0 + pages(changes, 1000);
+        requests += 1.0 + pages(changes, i64::from(*STATUS_LIST_LIMITS.end()));
     }
     Ok(requests)
 }
@@ -326,7 +328,7 @@ pub fn reference_table(
         "transactions a night", "pages", "requests", "time at ceiling"
     )?;
     for transactions in [500u64, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000] {
-        let pages = transactions.div_ceil(100);
+        let pages = transactions.div_ceil(u64::from(PAGE_SIZE));
         let requests = pages as f64 * per_page;
         let seconds = minimum(requests, allowance, window.as_secs_f64());
         writeln!(

@@ -12,5 +12,5 @@ pub mod policy;
 pub mod summary;
 
 pub(crate) use client::walk_pages;
-pub use client::{Client, ClientError, JobHash};
+pub use client::{Client, ClientError, JobHash, PAGE_SIZE};
 pub use error::{ApiError, Disposition};

@@ -38,7 +38,7 @@ use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
 use crate::store::{self, PageWrite};
 
 /// Records per page, fixed by the API.
-const PAGE_SIZE: u64 = 100;
+const PAGE_SIZE: u64 = crate::api::PAGE_SIZE as u64;
 /// Page jobs a site keeps building ahead. Far below what could expire: at
 /// the API's ceiling a page is read within seconds of its submission.
 const LOOKAHEAD: usize = 6;
@@ -196,14 +196,40 @@ fn implied_size(total: Option<u64>, page: u32, got: u64) -> (u64, Option<u64>) {
     }
 }
 
+/// The first guess of a job's build time, before any job was seen.
+const FIRST_BUILD_ESTIMATE: Duration = Duration::from_secs(1);
+/// After a job that passed at its first poll, the estimate shrinks by this
+/// factor while other work waits for the budget…
+const SHRINK_BUSY: f64 = 0.99;
+/// …and by this one while the budget is idle (a wasted poll costs nothing).
+const SHRINK_IDLE: f64 = 0.98;
+/// The estimate never drops below this.
+const MIN_ESTIMATE: Duration = Duration::from_millis(20);
+/// After a job that answered `working`, the estimate keeps this share of
+/// itself…
+const KEEP_ON_SETTLE: f64 = 0.95;
+/// …and takes this share of the time the job took to pass: a twentieth of
+/// the way towards it, with a 10 % margin (0.05 × 1.1).
+const LEARN_ON_SETTLE: f64 = 0.055;
+/// The estimate never grows past this.
+const MAX_ESTIMATE: Duration = Duration::from_secs(120);
+/// The first poll of a job still working comes after this share of the
+/// estimate (at least [`MIN_BACKOFF`]), each next one ×[`BACKOFF_GROWTH`],
+/// at most [`MAX_BACKOFF`] apart.
+const BACKOFF_SHARE: f64 = 0.25;
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const BACKOFF_GROWTH: f64 = 1.5;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Build times seen for one account, to time the first poll of each job.
 ///
 /// A poll that finds `working` is a wasted request; a late poll only costs
 /// latency, which pipelining hides. So the estimate drifts down slowly after
-/// a job that passed at its first poll (×0.99, ×0.98 while the budget is
-/// idle), and after one that was still working it moves a twentieth of the
-/// way towards the time that job actually took to pass, with a margin: jobs
-/// that linger after their build cannot ratchet it up.
+/// a job that passed at its first poll ([`SHRINK_BUSY`], [`SHRINK_IDLE`]),
+/// and after one that was still working it moves a twentieth of the way
+/// towards the time that job actually took to pass, with a margin
+/// ([`LEARN_ON_SETTLE`]): jobs that linger after their build cannot ratchet
+/// it up.
 #[derive(Debug)]
 pub struct BuildTimes {
     estimate: Mutex<Duration>,
@@ -211,7 +237,7 @@ pub struct BuildTimes {
 
 impl Default for BuildTimes {
     fn default() -> Self {
-        Self::new(Duration::from_secs(1))
+        Self::new(FIRST_BUILD_ESTIMATE)
     }
 }
 
@@ -231,8 +257,8 @@ impl BuildTimes {
     /// (a poll that finds the job working then costs no other work a slot).
     fn hit(&self, idle: bool) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        let factor = if idle { 0.98 } else { 0.99 };
-        *e = e.mul_f64(factor).max(Duration::from_millis(20));
+        let factor = if idle { SHRINK_IDLE } else { SHRINK_BUSY };
+        *e = e.mul_f64(factor).max(MIN_ESTIMATE);
     }
 
     /// A job that answered `working` first passed `elapsed` after its
@@ -242,14 +268,14 @@ impl BuildTimes {
     /// ratcheting the estimate up without bound.
     fn settled(&self, elapsed: Duration) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        *e = (e.mul_f64(0.95) + elapsed.mul_f64(0.055)).min(Duration::from_secs(120));
+        *e = (e.mul_f64(KEEP_ON_SETTLE) + elapsed.mul_f64(LEARN_ON_SETTLE)).min(MAX_ESTIMATE);
     }
 
     /// Delay before the `n`-th poll (from 1) of a job that was still working.
     fn backoff(&self, n: u32) -> Duration {
-        let base = self.estimate().mul_f64(0.25).max(Duration::from_millis(50));
-        base.mul_f64(1.5f64.powi(n as i32 - 1))
-            .min(Duration::from_secs(10))
+        let base = self.estimate().mul_f64(BACKOFF_SHARE).max(MIN_BACKOFF);
+        base.mul_f64(BACKOFF_GROWTH.powi(n as i32 - 1))
+            .min(MAX_BACKOFF)
     }
 }
 
@@ -778,7 +804,7 @@ impl DayExport<'_> {
                             // slack (the end of a night, a one-site backfill)
                             // the only cost of polling is latency saved.
                             if client.budget_idle() {
-                                wait = wait.min(builds.estimate().max(Duration::from_millis(50)));
+                                wait = wait.min(builds.estimate().max(MIN_BACKOFF));
                             }
                         }
                         JobStatus::Fail => {

@@ -349,6 +349,12 @@ impl Service {
 
     /// Register the next tick after `after` with the scheduler, as a one-shot
     /// job computed from the expression and the zone (see [`crate::schedule`]).
+    ///
+    /// tokio-cron-scheduler stays the scheduler: it is the stack the users
+    /// chose. Only its one-shot jobs are used, one at a time, each computed
+    /// afresh in the schedule's zone; its repeating cron jobs keep the UTC
+    /// offset of the moment they were made (its issues #87 and #107), so a
+    /// 03:30 Chicago run would drift an hour at every daylight-saving change.
     async fn schedule_next(
         &mut self,
         after: DateTime<Utc>,
