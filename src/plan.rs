@@ -104,7 +104,23 @@ pub struct Forecast {
     pub deadline: Option<DateTime<Utc>>,
     /// Expected requests per account (its pages and its site list).
     pub per_account: BTreeMap<String, f64>,
+    /// What the service's last nights really took (`sonnys.runs`), newest
+    /// first: the forecast's check against reality.
+    pub recent_nights: Vec<Night>,
 }
+
+/// One finished run of the service, as `sonnys.runs` recorded it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Night {
+    pub started_at: DateTime<Utc>,
+    pub outcome: String,
+    pub seconds: f64,
+    pub site_days: u64,
+    pub requests: u64,
+}
+
+/// Nights shown by `plan`.
+const NIGHTS_SHOWN: i64 = 7;
 
 impl Forecast {
     /// When the slowest API id can be done at the earliest.
@@ -226,11 +242,23 @@ pub async fn forecast(
         }
         f.minimum_seconds = minimum(f.requests, f.allowance, f.window_seconds);
     }
+    let recent_nights = crate::store::runs::recent_runs(pool, NIGHTS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|r| Night {
+            started_at: r.started_at,
+            outcome: r.outcome.to_string(),
+            seconds: (r.finished_at - r.started_at).num_milliseconds().max(0) as f64 / 1000.0,
+            site_days: r.site_days,
+            requests: r.requests,
+        })
+        .collect();
     Ok(Forecast {
         starts_at: at,
         api_ids,
         deadline: None,
         per_account,
+        recent_nights,
     })
 }
 
@@ -403,6 +431,20 @@ pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> st
                 out,
                 "finishes before schedule.deadline ({})",
                 local(deadline)
+            )?;
+        }
+    }
+    if !forecast.recent_nights.is_empty() {
+        writeln!(out, "the last nights (sonnys.runs), newest first:")?;
+        for n in &forecast.recent_nights {
+            writeln!(
+                out,
+                "  {}  {:<11}  took {}, {} site-days, {} requests",
+                local(n.started_at),
+                n.outcome,
+                humantime::format_duration(Duration::from_secs(n.seconds.round() as u64)),
+                n.site_days,
+                n.requests
             )?;
         }
     }
