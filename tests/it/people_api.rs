@@ -711,7 +711,12 @@ async fn the_account_list_serves_six_months_at_a_time_in_pages_of_a_hundred() {
 
 #[tokio::test]
 async fn the_status_list_takes_100_to_1000_a_page_and_answers_repeats_from_its_cache() {
-    let app = PeopleSim::start(fast_simulator()).await;
+    // Without the live quirk of null totals: which request gets one depends
+    // on its parameters, and `endDate` here is the clock's, so a run in five
+    // drew one and failed on `total` (the quirk has its own tests).
+    let mut config = fast_simulator();
+    config.faults.people_null_total_rate = 0.0;
+    let app = PeopleSim::start(config).await;
     app.sim().set_people(NORTH, members_fixture());
     let client = app.client(NORTH);
     let (from, to) = (
