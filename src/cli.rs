@@ -68,10 +68,12 @@ pub enum Command {
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
     /// the sample chain and print per-site totals.
-    Demo(crate::demo::DemoArgs),
+    #[cfg(feature = "rehearsal")]
+    Demo(crate::rehearsal::demo::DemoArgs),
     /// Serve a simulator of the Sonny's Data API with a sample car-wash chain,
     /// to rehearse a deployment or try the daemon without credentials.
-    Simulate(crate::simulator::SimulateArgs),
+    #[cfg(feature = "rehearsal")]
+    Simulate(crate::rehearsal::simulator::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,9 +156,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::report::run(&pool, &args, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => crate::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
+        Command::Demo(args) => crate::rehearsal::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
         Command::Simulate(args) => {
-            crate::simulator::run(args).await?;
+            crate::rehearsal::simulator::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync(args) => {

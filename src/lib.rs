@@ -11,28 +11,29 @@
 //! - [`store`]: idempotent, set-based upserts into PostgreSQL.
 //! - [`sync`]: a run over accounts, sites and days; [`progress`] reports it.
 //! - [`report`]: consolidated KPIs from the `reporting` views.
-//! - [`simulator`]: a faithful stand-in for the vendor API.
-//! - [`pgserver`]: a private PostgreSQL for the demo and the tests.
-//! - [`cli`]: the commands; [`demo`] runs the whole product on one machine.
+//! - [`cli`]: the commands.
+//!
+//! Beside the data path, with the cargo feature `rehearsal` (on by default):
+//! - [`rehearsal`]: the simulator of the vendor API, a private PostgreSQL
+//!   and the demo, for trying and rehearsing without credentials.
 
 pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod configuration;
 pub mod database;
-pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod metrics;
 pub mod people;
-pub mod pgserver;
 pub mod plan;
 pub mod progress;
+#[cfg(feature = "rehearsal")]
+pub mod rehearsal;
 pub mod report;
 pub mod schedule;
 pub mod service;
 pub mod shutdown;
-pub mod simulator;
 pub mod status;
 pub mod store;
 pub mod sync;

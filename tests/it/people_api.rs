@@ -15,7 +15,7 @@ use sonnys_etl::api::people::{ClockEntry, RecurringAccount, ServedTime};
 use sonnys_etl::api::{ApiError, Client};
 use sonnys_etl::budget::{Allowance, Budget};
 use sonnys_etl::domain::{AccountName, ApiId};
-use sonnys_etl::simulator::{
+use sonnys_etl::rehearsal::simulator::{
     Faults, MemberStatus, Modification, People, RunningSimulator, SimAccount, SimEmployee,
     SimMember, SimShift, SimStatusChange, Simulator, SimulatorConfig,
 };

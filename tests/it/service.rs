@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::SimulatorConfig;
+use sonnys_etl::rehearsal::simulator::SimulatorConfig;
 use sonnys_etl::sync::last_ended_day;
 
 use crate::support::service::{ConfigFile, ServiceProcess};
@@ -596,7 +596,7 @@ async fn metrics_count_every_request_the_simulator_saw() {
 
 #[tokio::test]
 async fn readyz_turns_503_while_the_database_is_down_and_200_when_it_returns() {
-    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+    use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 
     let app = TestApp::start(fast_simulator()).await;
     let dir = crate::support::server_tempdir();

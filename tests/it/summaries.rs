@@ -8,7 +8,7 @@ use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::{RecordShape, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{RecordShape, SimulatorConfig};
 use sonnys_etl::sync::{last_ended_day, DaySelection, SyncPlan};
 use sqlx::Row;
 

@@ -143,7 +143,7 @@ fn summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::{Faults, SimulatorConfig};
+    use crate::rehearsal::simulator::{Faults, SimulatorConfig};
     use chrono::{TimeZone, Utc};
     use chrono_tz::Tz;
 
