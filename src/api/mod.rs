@@ -10,6 +10,5 @@ pub mod model;
 pub mod people;
 pub mod summary;
 
-pub(crate) use client::walk_pages;
-pub use client::{Client, JobHash};
+pub use client::{walk_pages, Client, JobHash};
 pub use error::{ApiError, Disposition};

@@ -14,7 +14,7 @@ use sonnys_etl::rehearsal::simulator::SimulatorConfig;
 use sonnys_etl::sync::last_ended_day;
 
 use crate::support::service::{ConfigFile, ServiceProcess};
-use crate::support::{fast_simulator, TestApp};
+use crate::support::{day_status, fast_simulator, TestApp};
 
 const SITES: [(&str, &str); 5] = [
     ("northside", "N01"),
@@ -59,18 +59,6 @@ async fn stored(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> i6
     .unwrap()
 }
 
-async fn day_status(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
-    )
-    .bind(account)
-    .bind(code)
-    .bind(date)
-    .fetch_optional(&app.db.pool)
-    .await
-    .unwrap()
-}
-
 /// Every site's last `days` ended days are done and hold exactly what the
 /// simulator serves. The last `lookback` days may be being exported again by
 /// a later tick: `running`, with their rows already stored.
@@ -78,7 +66,7 @@ async fn assert_caught_up(app: &TestApp, days: u64, lookback: u64) {
     for (account, code) in SITES {
         let dates = recent_days(app, account, code, days);
         for (i, date) in dates.iter().copied().enumerate() {
-            let status = day_status(app, account, code, date).await;
+            let status = day_status(&app.db.pool, account, code, date).await;
             let again = (i as u64) >= days - lookback && status.as_deref() == Some("running");
             assert!(
                 status.as_deref() == Some("done") || again,
