@@ -95,7 +95,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub missing: bool,
     /// What to export, comma-separated: transactions, labour, members
-    /// (default: transactions plus what [labour] and [members] enable).
+    /// (default: transactions plus what `[labour]` and `[members]` enable).
     #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
     pub data: Option<crate::people::DataKinds>,
 }
