@@ -27,9 +27,9 @@ use sonnys_etl::api::Client;
 use sonnys_etl::budget::{Allowance, Budget, Priority};
 use sonnys_etl::configuration::{Settings, Sources};
 use sonnys_etl::domain::{parse_timezone, ApiId, BusinessDay, SiteCode};
-use sonnys_etl::pgserver::{server_answers, Options, PrivatePostgres};
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{RunningSimulator, Simulator, SimulatorConfig};
+use sonnys_etl::rehearsal::pgserver::{server_answers, Options, PrivatePostgres};
+use sonnys_etl::rehearsal::simulator::{RunningSimulator, Simulator, SimulatorConfig};
 use sonnys_etl::sync::{SyncPlan, SyncSummary, Syncer};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::time::Instant;
@@ -861,7 +861,7 @@ async fn idle_tail(server: &str) -> anyhow::Result<()> {
         requests_per_window: LIMIT,
         window: WINDOW,
         build_latency: MEAN_BUILD,
-        faults: sonnys_etl::simulator::Faults {
+        faults: sonnys_etl::rehearsal::simulator::Faults {
             empty_strings: true,
             extra_working_rate: 0.3,
             ..Default::default()

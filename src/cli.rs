@@ -69,10 +69,12 @@ pub enum Command {
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
     /// the sample chain and print per-site totals.
-    Demo(crate::demo::DemoArgs),
+    #[cfg(feature = "rehearsal")]
+    Demo(crate::rehearsal::demo::DemoArgs),
     /// Serve a simulator of the Sonny's Data API with a sample car-wash chain,
     /// to rehearse a deployment or try the daemon without credentials.
-    Simulate(crate::simulator::SimulateArgs),
+    #[cfg(feature = "rehearsal")]
+    Simulate(crate::rehearsal::simulator::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +96,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub missing: bool,
     /// What to export, comma-separated: transactions, labour, members
-    /// (default: transactions plus what [labour] and [members] enable).
+    /// (default: transactions plus what `[labour]` and `[members]` enable).
     #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
     pub data: Option<crate::people::DataKinds>,
 }
@@ -155,9 +157,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::report::run(&pool, &args, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => crate::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
+        Command::Demo(args) => crate::rehearsal::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
         Command::Simulate(args) => {
-            crate::simulator::run(args).await?;
+            crate::rehearsal::simulator::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync(args) => {

@@ -296,11 +296,6 @@ impl Client {
         })
     }
 
-    /// Every employee of the account, former ones included, page by page.
-    pub async fn list_employees(&self) -> Result<Vec<Employee>, ApiError> {
-        walk_pages("employee", |page| self.employees_page(page)).await
-    }
-
     /// GET /employee/{id}/clock-entries for the dates `from` to `to`, both
     /// included: at most [`CLOCK_ENTRY_MAX_DAYS`] days, else refused without
     /// sending. Which zone the dates are read in is not documented (the
@@ -374,19 +369,6 @@ impl Client {
         })
     }
 
-    /// Every recurring account that signed up from `from` to `to` (at most
-    /// six months), page by page.
-    pub async fn recurring_accounts(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<RecurringAccount>, ApiError> {
-        walk_pages("recurring/account/list", |page| {
-            self.recurring_accounts_page(from, to, page)
-        })
-        .await
-    }
-
     /// GET /recurring/account/status-list: one page of the status changes
     /// made from `from` to `to`, `limit` per page (100 to 1,000, else refused
     /// without sending). The service answers an identical request from a
@@ -438,19 +420,6 @@ impl Client {
             limit,
             total,
         })
-    }
-
-    /// Every status change made from `from` to `to`, in pages of 1,000.
-    pub async fn status_changes(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<StatusChange>, ApiError> {
-        let limit = *STATUS_LIST_LIMITS.end();
-        walk_pages("recurring/account/status-list", |page| {
-            self.status_changes_page(from, to, page, limit)
-        })
-        .await
     }
 
     /// Sends a labour or membership request at [`Priority::Background`]:
@@ -543,11 +512,9 @@ impl Client {
 const MAX_PAGES: u32 = 10_000;
 
 /// Reads pages 1, 2, 3 … until one is short or the pages so far hold
-/// `total` items, as the public client does.
-pub(crate) async fn walk_pages<T, E, F, Fut>(
-    endpoint: &'static str,
-    mut fetch: F,
-) -> Result<Vec<T>, E>
+/// `total` items, as the public client does: a whole collection, e.g. every
+/// employee with `walk_pages("employee", |page| client.employees_page(page))`.
+pub async fn walk_pages<T, E, F, Fut>(endpoint: &'static str, mut fetch: F) -> Result<Vec<T>, E>
 where
     E: From<ApiError>,
     F: FnMut(u32) -> Fut,

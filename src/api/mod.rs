@@ -11,6 +11,5 @@ pub mod people;
 pub mod policy;
 pub mod summary;
 
-pub(crate) use client::walk_pages;
-pub use client::{Client, ClientError, JobHash, PAGE_SIZE};
+pub use client::{walk_pages, Client, ClientError, JobHash, PAGE_SIZE};
 pub use error::{ApiError, Disposition};

@@ -124,6 +124,7 @@ pub enum Reload {
     /// The configuration file (if any) and the environment, as at start.
     From(Option<PathBuf>),
     /// Built in (the demo's rehearsal): SIGHUP changes nothing.
+    #[cfg(feature = "rehearsal")]
     Fixed,
 }
 
@@ -585,6 +586,7 @@ impl Service {
                 tracing::info!("SIGHUP: reading the configuration again");
                 Ok(Settings::load(&Sources::process(file.as_deref()))?)
             }
+            #[cfg(feature = "rehearsal")]
             Reload::Fixed => {
                 anyhow::bail!("SIGHUP: this configuration is built in; nothing to reload")
             }

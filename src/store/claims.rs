@@ -181,23 +181,6 @@ pub async fn claim_day(
         .map(|c| c.lease))
 }
 
-/// The status of a site-day, if it was ever exported.
-pub async fn day_status(
-    pool: &PgPool,
-    account: &AccountName,
-    site: &SiteCode,
-    date: NaiveDate,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
-    )
-    .bind(account.as_str())
-    .bind(site.as_str())
-    .bind(date)
-    .fetch_optional(pool)
-    .await
-}
-
 /// A site-day's status and how long its current claim still holds (zero
 /// when it has run out or there is none).
 pub async fn claim_state(

@@ -15,7 +15,7 @@ use sonnys_etl::store::{self, Lease};
 use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{fast_simulator, TestApp};
+use crate::support::{day_status, fast_simulator, TestApp};
 
 fn other_process() -> Lease {
     Lease {
@@ -95,9 +95,8 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
         .unwrap();
     assert_eq!(stored, 0, "nothing of the old owner's page was written");
     assert_eq!(
-        store::day_status(pool, &account, &site, date)
+        day_status(pool, account.as_str(), site.as_str(), date)
             .await
-            .unwrap()
             .as_deref(),
         Some("running"),
         "the old owner cannot close the day"
@@ -158,9 +157,8 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
         })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while store::day_status(&pool, &account, &site, before)
+    while day_status(&pool, account.as_str(), site.as_str(), before)
         .await
-        .unwrap()
         .as_deref()
         != Some("done")
     {
@@ -172,9 +170,8 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     }
     assert!(!service.is_finished(), "the service waits for the held day");
     assert_eq!(
-        store::day_status(&pool, &account, &site, date)
+        day_status(&pool, account.as_str(), site.as_str(), date)
             .await
-            .unwrap()
             .as_deref(),
         Some("running"),
         "and does not take it from a live owner"

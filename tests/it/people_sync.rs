@@ -11,7 +11,7 @@ use sonnys_etl::configuration::{Settings, Sources};
 use sonnys_etl::domain::days::last_ended_day;
 use sonnys_etl::people::DataKinds;
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{
+use sonnys_etl::rehearsal::simulator::{
     MemberStatus, People, SimEmployee, SimMember, SimShift, SimStatusChange,
 };
 use sonnys_etl::sync::{SyncPlan, Syncer};
@@ -121,7 +121,7 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
     let back = |n: u64| last - Days::new(n);
     // Bob's four 11-hour days lie in one payroll week (Friday to Thursday),
     // all before Ann's and Cy's days at D01.
-    let friday = sonnys_etl::simulator::week_start(back(6));
+    let friday = sonnys_etl::rehearsal::simulator::week_start(back(6));
     let bob_days: Vec<NaiveDate> = (0..4).map(|i| friday + Days::new(i)).collect();
     assert!(bob_days[3] <= back(2));
     let ann_d02 = local(back(3), 7, 0);

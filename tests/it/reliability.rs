@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use sonnys_etl::configuration::{Keys, Settings, Sources};
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{Faults, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{Faults, SimulatorConfig};
 use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
@@ -231,7 +231,7 @@ async fn a_day_left_running_by_a_dead_process_shows_as_stale_and_is_redone() {
 
 #[tokio::test]
 async fn a_sync_rides_out_a_20_second_database_outage_with_every_day_done_and_exact() {
-    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+    use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 
     let app = TestApp::start(SimulatorConfig {
         build_latency: Duration::from_millis(200),

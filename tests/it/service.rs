@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use sonnys_etl::domain::days::last_ended_day;
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::SimulatorConfig;
+use sonnys_etl::rehearsal::simulator::SimulatorConfig;
 
 use crate::support::service::{ConfigFile, ServiceProcess};
-use crate::support::{fast_simulator, TestApp};
+use crate::support::{day_status, fast_simulator, TestApp};
 
 const SITES: [(&str, &str); 5] = [
     ("northside", "N01"),
@@ -66,18 +66,6 @@ async fn stored(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> i6
     .unwrap()
 }
 
-async fn day_status(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
-    )
-    .bind(account)
-    .bind(code)
-    .bind(date)
-    .fetch_optional(&app.db.pool)
-    .await
-    .unwrap()
-}
-
 /// Every site's last `days` ended days are done and hold exactly what the
 /// simulator serves. The last `lookback` days may be being exported again by
 /// a later tick: `running`, with their rows already stored.
@@ -94,7 +82,7 @@ async fn assert_caught_up(app: &TestApp, days: u64, lookback: u64) {
     for (account, code) in SITES {
         let dates = recent_days_at(app, account, code, days, started);
         for (i, date) in dates.iter().copied().enumerate() {
-            let status = day_status(app, account, code, date).await;
+            let status = day_status(&app.db.pool, account, code, date).await;
             let again = (i as u64) >= days - lookback && status.as_deref() == Some("running");
             assert!(
                 status.as_deref() == Some("done") || again,
@@ -616,7 +604,7 @@ async fn metrics_count_every_request_the_simulator_saw() {
 
 #[tokio::test]
 async fn readyz_turns_503_while_the_database_is_down_and_200_when_it_returns() {
-    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+    use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 
     let app = TestApp::start(fast_simulator()).await;
     let dir = crate::support::server_tempdir();

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sonnys_etl::domain::days::{last_ended_day, DaySelection};
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::{RecordShape, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{RecordShape, SimulatorConfig};
 use sonnys_etl::sync::SyncPlan;
 use sqlx::Row;
 

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sonnys_etl::simulator::{Faults, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{Faults, SimulatorConfig};
 use sqlx::Row;
 
 use crate::support::{fast_simulator, TestApp};

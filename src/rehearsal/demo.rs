@@ -14,16 +14,16 @@ use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection};
 use url::Url;
 
+use super::pgserver::{server_answers, PrivatePostgres};
+use super::simulator::{Simulator, SimulatorConfig};
 use crate::configuration::{
     AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings, Settings,
     SyncSettings,
 };
 use crate::database::redact_url;
 use crate::domain::{parse_timezone, AccountName, ApiId};
-use crate::pgserver::{server_answers, PrivatePostgres};
 use crate::progress::Progress;
 use crate::report::{Format, GroupBy, Kpi, ReportArgs};
-use crate::simulator::{Simulator, SimulatorConfig};
 use crate::sync::{SyncPlan, Syncer};
 
 /// The database the demo writes into on a server it did not start itself.

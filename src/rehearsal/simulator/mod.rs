@@ -200,6 +200,7 @@
 
 mod chain;
 mod cli;
+mod gate;
 mod jobs;
 mod members;
 mod people;
