@@ -27,9 +27,9 @@ use sonnys_etl::api::Client;
 use sonnys_etl::budget::{Allowance, Budget, Priority};
 use sonnys_etl::configuration::{Settings, Sources};
 use sonnys_etl::domain::{parse_timezone, ApiId, BusinessDay, SiteCode};
-use sonnys_etl::pgserver::{server_answers, Options, PrivatePostgres};
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{RunningSimulator, Simulator, SimulatorConfig};
+use sonnys_etl::rehearsal::pgserver::{server_answers, Options, PrivatePostgres};
+use sonnys_etl::rehearsal::simulator::{RunningSimulator, Simulator, SimulatorConfig};
 use sonnys_etl::sync::{SyncPlan, SyncSummary, Syncer};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::time::Instant;
@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         let forecast = sonnys_etl::plan::forecast(
             &db_p.0,
             &settings,
-            sonnys_etl::sync::DaySelection::Range {
+            sonnys_etl::domain::days::DaySelection::Range {
                 from: week_from,
                 to,
                 missing_only: false,
@@ -446,7 +446,7 @@ fn account_plan(account: &str, from: NaiveDate, to: NaiveDate) -> SyncPlan {
         vec!["D01", "D02"]
     };
     SyncPlan {
-        days: sonnys_etl::sync::DaySelection::Range {
+        days: sonnys_etl::domain::days::DaySelection::Range {
             from,
             to,
             missing_only: false,
@@ -861,7 +861,7 @@ async fn idle_tail(server: &str) -> anyhow::Result<()> {
         requests_per_window: LIMIT,
         window: WINDOW,
         build_latency: MEAN_BUILD,
-        faults: sonnys_etl::simulator::Faults {
+        faults: sonnys_etl::rehearsal::simulator::Faults {
             empty_strings: true,
             extra_working_rate: 0.3,
             ..Default::default()
@@ -1150,7 +1150,7 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
                 keys: sonnys_etl::configuration::Keys::Required,
             })?;
             let plan = SyncPlan {
-                days: sonnys_etl::sync::DaySelection::Recent {
+                days: sonnys_etl::domain::days::DaySelection::Recent {
                     catch_up_days: 7,
                     lookback_days,
                 },
@@ -1192,8 +1192,8 @@ async fn lookback_nights(server: &str) -> anyhow::Result<()> {
             let site = &account.sites[(change as usize * 7) % account.sites.len()];
             let zone =
                 parse_timezone(site.timezone.as_deref().unwrap_or(&account.timezone)).unwrap();
-            let date =
-                sonnys_etl::sync::last_ended_day(zone, Utc::now()) - Days::new(i as u64 % back);
+            let date = sonnys_etl::domain::days::last_ended_day(zone, Utc::now())
+                - Days::new(i as u64 % back);
             let day = BusinessDay::new(date, zone);
             let records = sim.simulator().transactions(
                 api_id,

@@ -11,8 +11,9 @@ use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::configuration::{Settings, Sources};
+use crate::domain::days::DaySelection;
 use crate::progress::Progress;
-use crate::sync::{DaySelection, SyncPlan, Syncer};
+use crate::sync::{SyncPlan, Syncer};
 use crate::telemetry::LogFormat;
 
 /// Export Sonny's Carwash Controls transactions into PostgreSQL.
@@ -69,10 +70,12 @@ pub enum Command {
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
     /// the sample chain and print per-site totals.
-    Demo(crate::demo::DemoArgs),
+    #[cfg(feature = "rehearsal")]
+    Demo(crate::rehearsal::demo::DemoArgs),
     /// Serve a simulator of the Sonny's Data API with a sample car-wash chain,
     /// to rehearse a deployment or try the daemon without credentials.
-    Simulate(crate::simulator::SimulateArgs),
+    #[cfg(feature = "rehearsal")]
+    Simulate(crate::rehearsal::simulator::SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +97,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub missing: bool,
     /// What to export, comma-separated: transactions, labour, members
-    /// (default: transactions plus what [labour] and [members] enable).
+    /// (default: transactions plus what `[labour]` and `[members]` enable).
     #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
     pub data: Option<crate::people::DataKinds>,
 }
@@ -156,9 +159,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report.run(&pool, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo(args) => crate::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
+        Command::Demo(args) => crate::rehearsal::demo::run(args).await,
+        #[cfg(feature = "rehearsal")]
         Command::Simulate(args) => {
-            crate::simulator::run(args).await?;
+            crate::rehearsal::simulator::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync(args) => {
@@ -296,12 +301,12 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
         accounts: args.accounts,
         sites: args.sites,
     };
-    let oldest = crate::sync::earliest_servable_date(Utc::now());
+    let oldest = crate::domain::days::earliest_servable_date(Utc::now());
     if args.from < oldest {
         anyhow::bail!(
             "--from {} is older than the API serves: it accepts exports starting at most {} days before its now, so the oldest day to ask for is {oldest}",
             args.from,
-            crate::sync::API_MAX_AGE_DAYS
+            crate::domain::days::API_MAX_AGE_DAYS
         );
     }
     let settings = Arc::new(settings);

@@ -24,6 +24,10 @@ pub const PRODUCTION_BASE_URL: &str = "https://trigonapi.sonnyscontrols.com/v1";
 
 /// The service's schedule when none is configured: 03:30 every night.
 pub const DEFAULT_CRON: &str = "0 30 3 * * *";
+/// Default of `schedule.lookback_days`: days exported again every night.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 3;
+/// Default of `schedule.catch_up_days`: missing days the service fills.
+pub const DEFAULT_CATCH_UP_DAYS: u32 = 14;
 /// The API serves about 6 months back (183 days before its today).
 pub const MAX_CATCH_UP_DAYS: u32 = 180;
 
@@ -145,16 +149,7 @@ pub struct ScheduleSettings {
     pub full_lookback_every: Duration,
 }
 
-/// How a run looks at its lookback days again (`schedule.lookback`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lookback {
-    /// Compare each done day's summaries with what is stored; export it
-    /// again only when they differ (1 request per 100 transactions).
-    #[default]
-    Summaries,
-    /// Export every lookback day again whole (2 requests per 100).
-    Full,
-}
+pub use crate::domain::days::Lookback;
 
 /// Default of `schedule.full_lookback_every`.
 pub const DEFAULT_FULL_LOOKBACK_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -186,8 +181,8 @@ impl Default for ScheduleSettings {
         Self {
             schedule: crate::schedule::Schedule::parse(DEFAULT_CRON, chrono_tz::UTC)
                 .unwrap_or_else(|e| unreachable!("the default schedule parses: {e}")),
-            lookback_days: 3,
-            catch_up_days: 14,
+            lookback_days: DEFAULT_LOOKBACK_DAYS,
+            catch_up_days: DEFAULT_CATCH_UP_DAYS,
             deadline: None,
             lookback: Lookback::Summaries,
             full_lookback_every: DEFAULT_FULL_LOOKBACK_EVERY,
@@ -205,6 +200,25 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
 }
 
+/// Default of `server.listen`: the operations endpoint on loopback.
+pub const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 9187);
+/// Default of `server.shutdown_timeout`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some(std::net::SocketAddr::from(DEFAULT_LISTEN)),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// Default of `database.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// Default of `database.outage_timeout`.
+pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     /// May hold a password, so it is a secret.
@@ -213,6 +227,30 @@ pub struct DatabaseSettings {
     /// How long a database outage is waited out before a site-day fails.
     pub outage_timeout: Duration,
 }
+
+impl Default for DatabaseSettings {
+    /// No URL: it comes from the file or `DATABASE_URL`.
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            outage_timeout: DEFAULT_OUTAGE_TIMEOUT,
+        }
+    }
+}
+
+/// The vendor's throttle: 20 requests per API id…
+pub const DEFAULT_REQUESTS_PER_WINDOW: u32 = 20;
+/// …per 15 seconds.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15);
+/// Default of `api.jitter_guard`.
+pub const DEFAULT_JITTER_GUARD: Duration = Duration::from_millis(250);
+/// Default of `api.request_timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `api.job_timeout`.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default of `api.max_total_per_window`.
+pub const DEFAULT_MAX_TOTAL_PER_WINDOW: u64 = 50_000;
 
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -232,6 +270,23 @@ pub struct ApiSettings {
     pub max_total_per_window: u64,
 }
 
+impl Default for ApiSettings {
+    /// The production endpoint and the vendor's documented throttle.
+    fn default() -> Self {
+        Self {
+            base_url: Url::parse(PRODUCTION_BASE_URL)
+                .unwrap_or_else(|e| unreachable!("the production URL parses: {e}")),
+            requests_per_window: DEFAULT_REQUESTS_PER_WINDOW,
+            window: DEFAULT_WINDOW,
+            reserve: 0,
+            jitter_guard: DEFAULT_JITTER_GUARD,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            job_timeout: DEFAULT_JOB_TIMEOUT,
+            max_total_per_window: DEFAULT_MAX_TOTAL_PER_WINDOW,
+        }
+    }
+}
+
 impl ApiSettings {
     /// Requests per window this daemon may spend.
     pub fn allowance(&self) -> u32 {
@@ -246,6 +301,18 @@ pub struct SyncSettings {
     /// How long a claim on a site-day holds without renewal; a dead
     /// process's days are taken over after this.
     pub lease: Duration,
+}
+
+/// Default of `sync.max_concurrent_sites`.
+pub const DEFAULT_MAX_CONCURRENT_SITES: usize = 16;
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_sites: DEFAULT_MAX_CONCURRENT_SITES,
+            lease: LEASE,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -464,369 +531,25 @@ impl Settings {
         Self::check(raw, &sources.env, sources.keys)
     }
 
+    /// Every section checked by its own rule; the first problem found,
+    /// with its key, stops the load.
     fn check(
         raw: RawSettings,
         env: &HashMap<String, String>,
         keys: Keys,
     ) -> Result<Self, ConfigError> {
-        // DATABASE_URL overrides the file, as every environment variable does.
-        let mut database_url = env
-            .get("DATABASE_URL")
-            .cloned()
-            .filter(|u| !u.trim().is_empty())
-            .or(raw.database.url)
-            .filter(|u| !u.trim().is_empty());
-        if let Some(url) = &mut database_url {
-            let mut parsed = Url::parse(url).map_err(|_| {
-                invalid(
-                    "database.url",
-                    "is not a URL (expected postgres://user@host:port/database)",
-                )
-            })?;
-            if let Some(name) = &raw.database.password_credential {
-                let password = credential(env, "database.password_credential", name)?;
-                parsed
-                    .set_password(Some(password.expose_secret()))
-                    .map_err(|_| {
-                        invalid(
-                            "database.password_credential",
-                            "cannot be combined with this database.url (it needs a host)",
-                        )
-                    })?;
-                *url = parsed.to_string();
-            }
-        } else if raw.database.password_credential.is_some() {
-            return Err(invalid(
-                "database.password_credential",
-                "needs database.url (or DATABASE_URL) without a password",
-            ));
-        }
-        let database = DatabaseSettings {
-            url: database_url.map(SecretString::from),
-            max_connections: positive(
-                "database.max_connections",
-                raw.database.max_connections,
-                10,
-            )?,
-            outage_timeout: duration(
-                "database.outage_timeout",
-                raw.database.outage_timeout,
-                Duration::from_secs(300),
-            )?,
-        };
-
-        let base_url = raw
-            .api
-            .base_url
-            .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned());
-        let base_url = Url::parse(base_url.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                invalid(
-                    "api.base_url",
-                    format!("`{base_url}` is not an http(s) URL"),
-                )
-            })?;
-        let requests_per_window =
-            positive("api.requests_per_window", raw.api.requests_per_window, 20)?;
-        let reserve = raw.api.reserve.unwrap_or(0);
-        if reserve >= requests_per_window {
-            return Err(invalid(
-                "api.reserve",
-                format!(
-                    "{reserve} leaves nothing of api.requests_per_window = {requests_per_window}"
-                ),
-            ));
-        }
-        let api = ApiSettings {
-            base_url,
-            requests_per_window,
-            window: duration("api.window", raw.api.window, Duration::from_secs(15))?,
-            reserve,
-            jitter_guard: duration_or_zero(
-                "api.jitter_guard",
-                raw.api.jitter_guard,
-                Duration::from_millis(250),
-            )?,
-            request_timeout: duration(
-                "api.request_timeout",
-                raw.api.request_timeout,
-                Duration::from_secs(30),
-            )?,
-            job_timeout: duration(
-                "api.job_timeout",
-                raw.api.job_timeout,
-                Duration::from_secs(600),
-            )?,
-            max_total_per_window: positive(
-                "api.max_total_per_window",
-                raw.api.max_total_per_window,
-                50_000,
-            )?,
-        };
-        let sync = SyncSettings {
-            max_concurrent_sites: positive(
-                "sync.max_concurrent_sites",
-                raw.sync.max_concurrent_sites,
-                16,
-            )?,
-            lease: duration("sync.lease", raw.sync.lease, store_lease_default())?,
-        };
-        if sync.lease < Duration::from_secs(2) {
-            return Err(invalid(
-                "sync.lease",
-                format!(
-                    "{} is too short: the heartbeat renews a claim every quarter of it, so give it at least 2s",
-                    humantime::format_duration(sync.lease)
-                ),
-            ));
-        }
-
-        let schedule_zone = raw
-            .schedule
-            .timezone
-            .as_deref()
-            .map(parse_timezone)
-            .transpose()
-            .map_err(|p| invalid("schedule.timezone", p))?
-            .unwrap_or(chrono_tz::UTC);
-        let cron = raw.schedule.cron.unwrap_or_else(|| DEFAULT_CRON.to_owned());
-        let schedule = ScheduleSettings {
-            schedule: crate::schedule::Schedule::parse(&cron, schedule_zone)
-                .map_err(|p| invalid("schedule.cron", p))?,
-            lookback_days: raw.schedule.lookback_days.unwrap_or(3),
-            catch_up_days: positive("schedule.catch_up_days", raw.schedule.catch_up_days, 14)?,
-            deadline: raw
-                .schedule
-                .deadline
-                .as_deref()
-                .map(|t| {
-                    chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| {
-                        invalid(
-                            "schedule.deadline",
-                            format!("`{t}` is not a local time like \"07:00\""),
-                        )
-                    })
-                })
-                .transpose()?,
-            lookback: match raw.schedule.lookback.as_deref().map(str::trim) {
-                None | Some("summaries") => Lookback::Summaries,
-                Some("full") => Lookback::Full,
-                Some(other) => {
-                    return Err(invalid(
-                        "schedule.lookback",
-                        format!("`{other}` is not \"summaries\" or \"full\""),
-                    ))
-                }
-            },
-            full_lookback_every: duration(
-                "schedule.full_lookback_every",
-                raw.schedule.full_lookback_every,
-                DEFAULT_FULL_LOOKBACK_EVERY,
-            )?,
-        };
-        let transactions = TransactionSettings {
-            summaries: raw.transactions.summaries.unwrap_or(true),
-            wash_list: raw.transactions.wash_list.unwrap_or(false),
-        };
-        let reporting = ReportingSettings::check(raw.reporting)?;
-        if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
-            return Err(invalid(
-                "schedule.catch_up_days",
-                format!(
-                    "{} reaches further back than the API serves (at most {MAX_CATCH_UP_DAYS} days)",
-                    schedule.catch_up_days
-                ),
-            ));
-        }
-        if schedule.lookback_days > schedule.catch_up_days {
-            return Err(invalid(
-                "schedule.lookback_days",
-                format!(
-                    "{} is more than schedule.catch_up_days = {}",
-                    schedule.lookback_days, schedule.catch_up_days
-                ),
-            ));
-        }
-        let listen = match raw.server.listen.as_deref().map(str::trim) {
-            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9187))),
-            Some("") => None,
-            Some(text) => Some(text.parse().map_err(|_| {
-                invalid(
-                    "server.listen",
-                    format!("`{text}` is not an address like \"127.0.0.1:9187\" (\"\" turns the endpoint off)"),
-                )
-            })?),
-        };
-        let server = ServerSettings {
-            listen,
-            shutdown_timeout: duration(
-                "server.shutdown_timeout",
-                raw.server.shutdown_timeout,
-                Duration::from_secs(30),
-            )?,
-        };
-
-        let mut names = BTreeSet::new();
-        let mut accounts = Vec::with_capacity(raw.accounts.len());
-        for (i, a) in raw.accounts.into_iter().enumerate() {
-            let at = |field: &str| format!("accounts[{i}].{field}");
-            let name = a
-                .name
-                .as_deref()
-                .ok_or_else(|| invalid(at("name"), "is missing"))
-                .and_then(|n| AccountName::parse(n).map_err(|p| invalid(at("name"), p)))?;
-            if !names.insert(name.clone()) {
-                return Err(invalid(
-                    at("name"),
-                    format!("`{name}` is used by two accounts; names must be unique"),
-                ));
-            }
-            let at = |field: &str| format!("accounts[{i}] ({name}).{field}");
-            let api_id = a
-                .api_id
-                .as_deref()
-                .ok_or_else(|| invalid(at("api_id"), "is missing"))
-                .and_then(|id| ApiId::parse(id).map_err(|p| invalid(at("api_id"), p)))?;
-            let api_key = match (
-                a.api_key,
-                a.api_key_env,
-                a.api_key_file,
-                a.api_key_credential,
-            ) {
-                _ if keys == Keys::NotNeeded => String::new(),
-                (Some(key), None, None, None) => key,
-                (None, Some(var), None, None) => env.get(&var).cloned().ok_or_else(|| {
-                    invalid(
-                        at("api_key_env"),
-                        format!("the environment variable {var} is not set"),
-                    )
-                })?,
-                (None, None, Some(path), None) => std::fs::read_to_string(&path)
-                    .map_err(|e| {
-                        invalid(
-                            at("api_key_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?
-                    .trim()
-                    .to_owned(),
-                (None, None, None, Some(name)) => {
-                    credential(env, &at("api_key_credential"), &name)?
-                        .expose_secret()
-                        .to_owned()
-                }
-                (None, None, None, None) => {
-                    return Err(invalid(
-                        at("api_key"),
-                        "is missing: set one of api_key, api_key_env, api_key_file or api_key_credential",
-                    ))
-                }
-                _ => {
-                    return Err(invalid(
-                        at("api_key"),
-                        "set only one of api_key, api_key_env, api_key_file and api_key_credential",
-                    ))
-                }
-            };
-            if keys == Keys::Required && api_key.trim().is_empty() {
-                return Err(invalid(at("api_key"), "is empty"));
-            }
-            let timezone = a
-                .timezone
-                .as_deref()
-                .map(parse_timezone)
-                .transpose()
-                .map_err(|p| invalid(at("timezone"), p))?;
-            let sites = a
-                .sites
-                .map(|codes| {
-                    codes
-                        .iter()
-                        .map(|c| {
-                            SiteCode::parse(c)
-                                .ok_or_else(|| invalid(at("sites"), "holds an empty site code"))
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .transpose()?;
-            accounts.push(AccountSettings {
-                name,
-                api_id,
-                api_key: SecretString::from(api_key),
-                timezone,
-                sites,
-            });
-        }
-
-        let defaults = LabourSettings::default();
-        let labour = LabourSettings {
-            enabled: raw.labour.enabled.unwrap_or(defaults.enabled),
-            recent_days: positive(
-                "labour.recent_days",
-                raw.labour.recent_days,
-                defaults.recent_days,
-            )?,
-            active_weeks: positive(
-                "labour.active_weeks",
-                raw.labour.active_weeks,
-                defaults.active_weeks,
-            )?,
-            sweep_days: positive(
-                "labour.sweep_days",
-                raw.labour.sweep_days,
-                defaults.sweep_days,
-            )?,
-            sweep_every: duration(
-                "labour.sweep_every",
-                raw.labour.sweep_every,
-                defaults.sweep_every,
-            )?,
-        };
-        for (key, days) in [
-            ("labour.recent_days", labour.recent_days),
-            ("labour.sweep_days", labour.sweep_days),
-        ] {
-            if days > 90 {
-                return Err(invalid(
-                    key,
-                    format!("{days} days is more than the 90 a night can re-read"),
-                ));
-            }
-        }
-        let defaults = MembersSettings::default();
-        let members = MembersSettings {
-            enabled: raw.members.enabled.unwrap_or(defaults.enabled),
-            since: match raw.members.since.as_deref().map(str::trim) {
-                None => defaults.since,
-                Some(text) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                    Ok(date) => Since::Date(date),
-                    Err(_) => Since::Ago(humantime::parse_duration(text).map_err(|_| {
-                        invalid(
-                            "members.since",
-                            format!("{text:?} is neither a date (2023-01-01) nor a span (3years)"),
-                        )
-                    })?),
-                },
-            },
-            recent_days: positive(
-                "members.recent_days",
-                raw.members.recent_days,
-                defaults.recent_days,
-            )?,
-        };
+        let schedule = raw.schedule.check()?;
         Ok(Settings {
-            database,
-            api,
-            sync,
+            database: raw.database.check(env)?,
+            api: raw.api.check()?,
+            sync: raw.sync.check()?,
             schedule,
-            transactions,
-            server,
-            labour,
-            members,
-            reporting,
-            accounts,
+            transactions: raw.transactions.check(),
+            server: raw.server.check()?,
+            labour: raw.labour.check()?,
+            members: raw.members.check()?,
+            reporting: ReportingSettings::check(raw.reporting)?,
+            accounts: check_accounts(raw.accounts, env, keys)?,
         })
     }
 
@@ -845,9 +568,407 @@ impl Settings {
     }
 }
 
-fn store_lease_default() -> Duration {
-    crate::store::LEASE
+// ---- one check per section: defaults come from each section's Default ----
+
+impl RawDatabase {
+    /// `[database]`, with `DATABASE_URL` and the password credential.
+    fn check(self, env: &HashMap<String, String>) -> Result<DatabaseSettings, ConfigError> {
+        // DATABASE_URL overrides the file, as every environment variable does.
+        let mut database_url = env
+            .get("DATABASE_URL")
+            .cloned()
+            .filter(|u| !u.trim().is_empty())
+            .or(self.url)
+            .filter(|u| !u.trim().is_empty());
+        if let Some(url) = &mut database_url {
+            let mut parsed = Url::parse(url).map_err(|_| {
+                invalid(
+                    "database.url",
+                    "is not a URL (expected postgres://user@host:port/database)",
+                )
+            })?;
+            if let Some(name) = &self.password_credential {
+                let password = credential(env, "database.password_credential", name)?;
+                parsed
+                    .set_password(Some(password.expose_secret()))
+                    .map_err(|_| {
+                        invalid(
+                            "database.password_credential",
+                            "cannot be combined with this database.url (it needs a host)",
+                        )
+                    })?;
+                *url = parsed.to_string();
+            }
+        } else if self.password_credential.is_some() {
+            return Err(invalid(
+                "database.password_credential",
+                "needs database.url (or DATABASE_URL) without a password",
+            ));
+        }
+        let defaults = DatabaseSettings::default();
+        Ok(DatabaseSettings {
+            url: database_url.map(SecretString::from),
+            max_connections: positive(
+                "database.max_connections",
+                self.max_connections,
+                defaults.max_connections,
+            )?,
+            outage_timeout: duration(
+                "database.outage_timeout",
+                self.outage_timeout,
+                defaults.outage_timeout,
+            )?,
+        })
+    }
 }
+
+impl RawApi {
+    /// `[api]`: the endpoint, the vendor's throttle and the timeouts.
+    fn check(self) -> Result<ApiSettings, ConfigError> {
+        let defaults = ApiSettings::default();
+        let base_url = self
+            .base_url
+            .unwrap_or_else(|| PRODUCTION_BASE_URL.to_owned());
+        let base_url = Url::parse(base_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                invalid(
+                    "api.base_url",
+                    format!("`{base_url}` is not an http(s) URL"),
+                )
+            })?;
+        let requests_per_window = positive(
+            "api.requests_per_window",
+            self.requests_per_window,
+            defaults.requests_per_window,
+        )?;
+        let reserve = self.reserve.unwrap_or(defaults.reserve);
+        if reserve >= requests_per_window {
+            return Err(invalid(
+                "api.reserve",
+                format!(
+                    "{reserve} leaves nothing of api.requests_per_window = {requests_per_window}"
+                ),
+            ));
+        }
+        Ok(ApiSettings {
+            base_url,
+            requests_per_window,
+            window: duration("api.window", self.window, defaults.window)?,
+            reserve,
+            jitter_guard: duration_or_zero(
+                "api.jitter_guard",
+                self.jitter_guard,
+                defaults.jitter_guard,
+            )?,
+            request_timeout: duration(
+                "api.request_timeout",
+                self.request_timeout,
+                defaults.request_timeout,
+            )?,
+            job_timeout: duration("api.job_timeout", self.job_timeout, defaults.job_timeout)?,
+            max_total_per_window: positive(
+                "api.max_total_per_window",
+                self.max_total_per_window,
+                defaults.max_total_per_window,
+            )?,
+        })
+    }
+}
+
+impl RawSync {
+    /// `[sync]`: concurrency and the claim on a site-day.
+    fn check(self) -> Result<SyncSettings, ConfigError> {
+        let defaults = SyncSettings::default();
+        let sync = SyncSettings {
+            max_concurrent_sites: positive(
+                "sync.max_concurrent_sites",
+                self.max_concurrent_sites,
+                defaults.max_concurrent_sites,
+            )?,
+            lease: duration("sync.lease", self.lease, defaults.lease)?,
+        };
+        if sync.lease < Duration::from_secs(2) {
+            return Err(invalid(
+                "sync.lease",
+                format!(
+                    "{} is too short: the heartbeat renews a claim every quarter of it, so give it at least 2s",
+                    humantime::format_duration(sync.lease)
+                ),
+            ));
+        }
+        Ok(sync)
+    }
+}
+
+impl RawSchedule {
+    /// `[schedule]`: when the service runs and which days it exports.
+    fn check(self) -> Result<ScheduleSettings, ConfigError> {
+        let defaults = ScheduleSettings::default();
+        let schedule_zone = self
+            .timezone
+            .as_deref()
+            .map(parse_timezone)
+            .transpose()
+            .map_err(|p| invalid("schedule.timezone", p))?
+            .unwrap_or(chrono_tz::UTC);
+        let cron = self.cron.unwrap_or_else(|| DEFAULT_CRON.to_owned());
+        let schedule = ScheduleSettings {
+            schedule: crate::schedule::Schedule::parse(&cron, schedule_zone)
+                .map_err(|p| invalid("schedule.cron", p))?,
+            lookback_days: self.lookback_days.unwrap_or(defaults.lookback_days),
+            catch_up_days: positive(
+                "schedule.catch_up_days",
+                self.catch_up_days,
+                defaults.catch_up_days,
+            )?,
+            deadline: self
+                .deadline
+                .as_deref()
+                .map(|t| {
+                    chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| {
+                        invalid(
+                            "schedule.deadline",
+                            format!("`{t}` is not a local time like \"07:00\""),
+                        )
+                    })
+                })
+                .transpose()?,
+            lookback: match self.lookback.as_deref().map(str::trim) {
+                None | Some("summaries") => Lookback::Summaries,
+                Some("full") => Lookback::Full,
+                Some(other) => {
+                    return Err(invalid(
+                        "schedule.lookback",
+                        format!("`{other}` is not \"summaries\" or \"full\""),
+                    ))
+                }
+            },
+            full_lookback_every: duration(
+                "schedule.full_lookback_every",
+                self.full_lookback_every,
+                defaults.full_lookback_every,
+            )?,
+        };
+        if schedule.catch_up_days > MAX_CATCH_UP_DAYS {
+            return Err(invalid(
+                "schedule.catch_up_days",
+                format!(
+                    "{} reaches further back than the API serves (at most {MAX_CATCH_UP_DAYS} days)",
+                    schedule.catch_up_days
+                ),
+            ));
+        }
+        if schedule.lookback_days > schedule.catch_up_days {
+            return Err(invalid(
+                "schedule.lookback_days",
+                format!(
+                    "{} is more than schedule.catch_up_days = {}",
+                    schedule.lookback_days, schedule.catch_up_days
+                ),
+            ));
+        }
+        Ok(schedule)
+    }
+}
+
+impl RawTransactions {
+    /// `[transactions]`.
+    fn check(self) -> TransactionSettings {
+        TransactionSettings {
+            summaries: self
+                .summaries
+                .unwrap_or(TransactionSettings::default().summaries),
+            wash_list: self
+                .wash_list
+                .unwrap_or(TransactionSettings::default().wash_list),
+        }
+    }
+}
+
+impl RawServer {
+    /// `[server]`: the operations endpoint.
+    fn check(self) -> Result<ServerSettings, ConfigError> {
+        let listen = match self.listen.as_deref().map(str::trim) {
+            None => ServerSettings::default().listen,
+            Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid(
+                    "server.listen",
+                    format!("`{text}` is not an address like \"127.0.0.1:9187\" (\"\" turns the endpoint off)"),
+                )
+            })?),
+        };
+        Ok(ServerSettings {
+            listen,
+            shutdown_timeout: duration(
+                "server.shutdown_timeout",
+                self.shutdown_timeout,
+                ServerSettings::default().shutdown_timeout,
+            )?,
+        })
+    }
+}
+
+impl RawLabour {
+    /// `[labour]`.
+    fn check(self) -> Result<LabourSettings, ConfigError> {
+        let defaults = LabourSettings::default();
+        let labour = LabourSettings {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            recent_days: positive("labour.recent_days", self.recent_days, defaults.recent_days)?,
+            active_weeks: positive(
+                "labour.active_weeks",
+                self.active_weeks,
+                defaults.active_weeks,
+            )?,
+            sweep_days: positive("labour.sweep_days", self.sweep_days, defaults.sweep_days)?,
+            sweep_every: duration("labour.sweep_every", self.sweep_every, defaults.sweep_every)?,
+        };
+        for (key, days) in [
+            ("labour.recent_days", labour.recent_days),
+            ("labour.sweep_days", labour.sweep_days),
+        ] {
+            if days > 90 {
+                return Err(invalid(
+                    key,
+                    format!("{days} days is more than the 90 a night can re-read"),
+                ));
+            }
+        }
+        Ok(labour)
+    }
+}
+
+impl RawMembers {
+    /// `[members]`.
+    fn check(self) -> Result<MembersSettings, ConfigError> {
+        let defaults = MembersSettings::default();
+        Ok(MembersSettings {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            since: match self.since.as_deref().map(str::trim) {
+                None => defaults.since,
+                Some(text) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                    Ok(date) => Since::Date(date),
+                    Err(_) => Since::Ago(humantime::parse_duration(text).map_err(|_| {
+                        invalid(
+                            "members.since",
+                            format!("{text:?} is neither a date (2023-01-01) nor a span (3years)"),
+                        )
+                    })?),
+                },
+            },
+            recent_days: positive(
+                "members.recent_days",
+                self.recent_days,
+                defaults.recent_days,
+            )?,
+        })
+    }
+}
+
+/// `[[accounts]]`: unique names, ids, exactly one source of each key.
+fn check_accounts(
+    raw: Vec<RawAccount>,
+    env: &HashMap<String, String>,
+    keys: Keys,
+) -> Result<Vec<AccountSettings>, ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut accounts = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        let at = |field: &str| format!("accounts[{i}].{field}");
+        let name = a
+            .name
+            .as_deref()
+            .ok_or_else(|| invalid(at("name"), "is missing"))
+            .and_then(|n| AccountName::parse(n).map_err(|p| invalid(at("name"), p)))?;
+        if !names.insert(name.clone()) {
+            return Err(invalid(
+                at("name"),
+                format!("`{name}` is used by two accounts; names must be unique"),
+            ));
+        }
+        let at = |field: &str| format!("accounts[{i}] ({name}).{field}");
+        let api_id = a
+            .api_id
+            .as_deref()
+            .ok_or_else(|| invalid(at("api_id"), "is missing"))
+            .and_then(|id| ApiId::parse(id).map_err(|p| invalid(at("api_id"), p)))?;
+        let api_key = match (
+            a.api_key,
+            a.api_key_env,
+            a.api_key_file,
+            a.api_key_credential,
+        ) {
+            _ if keys == Keys::NotNeeded => String::new(),
+            (Some(key), None, None, None) => key,
+            (None, Some(var), None, None) => env.get(&var).cloned().ok_or_else(|| {
+                invalid(
+                    at("api_key_env"),
+                    format!("the environment variable {var} is not set"),
+                )
+            })?,
+            (None, None, Some(path), None) => std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    invalid(
+                        at("api_key_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+            (None, None, None, Some(name)) => credential(env, &at("api_key_credential"), &name)?
+                .expose_secret()
+                .to_owned(),
+            (None, None, None, None) => return Err(invalid(
+                at("api_key"),
+                "is missing: set one of api_key, api_key_env, api_key_file or api_key_credential",
+            )),
+            _ => {
+                return Err(invalid(
+                    at("api_key"),
+                    "set only one of api_key, api_key_env, api_key_file and api_key_credential",
+                ))
+            }
+        };
+        if keys == Keys::Required && api_key.trim().is_empty() {
+            return Err(invalid(at("api_key"), "is empty"));
+        }
+        let timezone = a
+            .timezone
+            .as_deref()
+            .map(parse_timezone)
+            .transpose()
+            .map_err(|p| invalid(at("timezone"), p))?;
+        let sites = a
+            .sites
+            .map(|codes| {
+                codes
+                    .iter()
+                    .map(|c| {
+                        SiteCode::parse(c)
+                            .ok_or_else(|| invalid(at("sites"), "holds an empty site code"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        accounts.push(AccountSettings {
+            name,
+            api_id,
+            api_key: SecretString::from(api_key),
+            timezone,
+            sites,
+        });
+    }
+    Ok(accounts)
+}
+
+/// How long a claim on a site-day holds without being renewed (`sync.lease`
+/// by default). The exporting process renews it with every heartbeat
+/// (every 15 s, `store::HEARTBEAT_EVERY`); a claim of a process that died
+/// runs out after this and the day is taken over.
+pub const LEASE: Duration = Duration::from_secs(60);
 
 fn positive<T: Copy + PartialOrd + Default + std::fmt::Display>(
     key: &str,
@@ -883,17 +1004,4 @@ fn duration(key: &str, value: Option<String>, default: Duration) -> Result<Durat
         return Err(invalid(key, "must be longer than zero"));
     }
     Ok(d)
-}
-
-/// Hides the password of a database URL for messages.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable URL>".to_owned(),
-    }
 }

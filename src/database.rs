@@ -13,8 +13,6 @@ use rustls::CertificateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::configuration::redact_url;
-
 /// How the service names itself to the server (`pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "sonnys-etl";
 /// How long the first connection may take. A refused or reset connection
@@ -231,6 +229,19 @@ fn tls_cause(error: &rustls::Error, options: &PgConnectOptions) -> String {
         }
         rustls::Error::InvalidCertificate(e) => format!("invalid server certificate: {e}"),
         other => other.to_string(),
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
     }
 }
 

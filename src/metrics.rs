@@ -117,7 +117,7 @@ pub fn summary_disagreements(account: &str, fields: u64) {
 
 /// A site-day finished: `done` (or `unchanged`, `changed` for a lookback
 /// day checked by its summaries) with what it wrote, or `failed`.
-pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageWrite) {
+pub fn site_day(account: &str, status: &'static str, write: &crate::domain::PageWrite) {
     let (inserted, updated) = (write.inserted, write.updated);
     if write.rejected > 0 {
         counter!(REJECTED_RECORDS, "account" => account.to_owned()).increment(write.rejected);
@@ -133,8 +133,8 @@ pub fn site_day(account: &str, status: &'static str, write: &crate::store::PageW
     }
 }
 
-pub fn run_finished(outcome: &'static str, took: Duration) {
-    counter!(RUNS, "outcome" => outcome).increment(1);
+pub fn run_finished(outcome: crate::domain::states::RunOutcome, took: Duration) {
+    counter!(RUNS, "outcome" => outcome.as_str()).increment(1);
     histogram!(RUN_DURATION).record(took.as_secs_f64());
 }
 

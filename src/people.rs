@@ -23,19 +23,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Days, Months, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::people::{Page, CLOCK_ENTRY_MAX_DAYS, STATUS_LIST_LIMITS};
+use crate::api::policy::{with_policy, CallError};
 use crate::api::Client;
 use crate::configuration::{LabourSettings, MembersSettings};
+use crate::domain::days::{day_chunks, last_ended_days};
+use crate::domain::states::PeopleKind;
 use crate::domain::AccountName;
-use crate::export::{with_policy, ExportError};
 use crate::store::people as store;
-use crate::sync::last_ended_day;
 
 /// Business days one clock-entries request covers: the request asks a day
 /// more on each side (the API's date zone is not documented), within its
@@ -89,6 +90,43 @@ impl DataKinds {
     }
 }
 
+/// Why a labour or membership export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    /// An API call failed for good (after the policy's retries).
+    #[error("{what}: {source}")]
+    Api {
+        what: &'static str,
+        #[source]
+        source: CallError,
+    },
+    /// Reading or writing what is stored failed.
+    #[error("{what}{source}")]
+    Database {
+        /// What was being done, with a trailing ": ", or nothing.
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl From<sqlx::Error> for PeopleError {
+    fn from(source: sqlx::Error) -> Self {
+        PeopleError::Database {
+            what: String::new(),
+            source,
+        }
+    }
+}
+
+fn database(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> PeopleError {
+    let what = what.into();
+    move |source| PeopleError::Database {
+        what: format!("{what}: "),
+        source,
+    }
+}
+
 /// What one account's labour or membership export did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeopleReport {
@@ -123,11 +161,13 @@ impl PeopleExport<'_> {
     pub async fn labour(&self, settings: &LabourSettings, now: DateTime<Utc>) -> PeopleReport {
         let requests = AtomicU64::new(0);
         let mut report = PeopleReport::default();
-        let last = last_ended_day(self.timezone, now);
-        let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every).await {
+        let sweep = match store::sweep_due(self.pool, self.account, settings.sweep_every)
+            .await
+            .map_err(database("cannot read when labour was last swept"))
+        {
             Ok(due) => due,
             Err(e) => {
-                report.error = Some(format!("cannot read when labour was last swept: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
@@ -136,22 +176,22 @@ impl PeopleExport<'_> {
         } else {
             settings.recent_days
         };
-        let first = last - Days::new(u64::from(days.max(1)) - 1);
-        let data = if sweep { "labour_sweep" } else { "labour" };
+        let (first, last) = last_ended_days(self.timezone, now, days);
+        let data = if sweep {
+            PeopleKind::LabourSweep
+        } else {
+            PeopleKind::Labour
+        };
         let span = (day_start(first), day_start(last + Days::new(1)));
-        let result: Result<(), String> = async {
-            store::begin(self.pool, self.account, data, span)
-                .await
-                .map_err(|e| e.to_string())?;
+        let result: Result<(), PeopleError> = async {
+            store::begin(self.pool, self.account, data, span).await?;
             let employees = self
                 .pages("employee", "list employees", &requests, |page| {
                     self.client.employees_page(page)
                 })
                 .await?;
             report.listed = employees.len() as u64;
-            store::upsert_employees(self.pool, self.account, &employees)
-                .await
-                .map_err(|e| e.to_string())?;
+            store::upsert_employees(self.pool, self.account, &employees).await?;
             let ids: Vec<i64> = if sweep {
                 employees.iter().map(|e| e.employee_id).collect()
             } else {
@@ -160,8 +200,7 @@ impl PeopleExport<'_> {
                     self.account,
                     now - chrono::Duration::weeks(i64::from(settings.active_weeks)),
                 )
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             };
             let chunks = day_chunks(first, last, CLOCK_DAYS_PER_REQUEST);
             let reads: Vec<_> = ids
@@ -201,23 +240,24 @@ impl PeopleExport<'_> {
 
         // Sign-ups: every whole 6-month period back to `since` once, then
         // the recent days every night.
-        let periods = match store::missing_history(self.pool, self.account, since, recent).await {
+        let periods = match store::missing_history(self.pool, self.account, since, recent)
+            .await
+            .map_err(database("cannot read the membership history done"))
+        {
             Ok(p) => p,
             Err(e) => {
-                report.error = Some(format!("cannot read the membership history done: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
         for (data, span) in periods
             .into_iter()
-            .map(|p| ("member_history", p))
-            .chain(std::iter::once(("member_sign_ups", (recent, now))))
+            .map(|p| (PeopleKind::MemberHistory, p))
+            .chain(std::iter::once((PeopleKind::MemberSignUps, (recent, now))))
         {
             let before = Counted::of(&requests, &report);
             let result = async {
-                store::begin(self.pool, self.account, data, span)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store::begin(self.pool, self.account, data, span).await?;
                 let accounts = self
                     .pages(
                         "recurring/account/list",
@@ -233,8 +273,7 @@ impl PeopleExport<'_> {
                     self.timezone,
                     &accounts,
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 add(&mut report.written, written);
                 Ok(())
             }
@@ -248,22 +287,23 @@ impl PeopleExport<'_> {
         }
 
         // Status changes since the last export, with the recent days again.
-        let from = match store::changes_covered_to(self.pool, self.account).await {
+        let from = match store::changes_covered_to(self.pool, self.account)
+            .await
+            .map_err(database("cannot read the status changes done"))
+        {
             Ok(Some(to)) => {
                 (to - chrono::Duration::days(i64::from(settings.recent_days))).max(since)
             }
             Ok(None) => since,
             Err(e) => {
-                report.error = Some(format!("cannot read the status changes done: {e}"));
+                report.error = Some(e.to_string());
                 return report;
             }
         };
         let span = (from, now);
         let before = Counted::of(&requests, &report);
         let result = async {
-            store::begin(self.pool, self.account, "member_changes", span)
-                .await
-                .map_err(|e| e.to_string())?;
+            store::begin(self.pool, self.account, PeopleKind::MemberChanges, span).await?;
             let limit = *STATUS_LIST_LIMITS.end();
             let changes = self
                 .pages(
@@ -276,14 +316,13 @@ impl PeopleExport<'_> {
             report.records += changes.len() as u64;
             let written =
                 store::upsert_status_changes(self.pool, self.account, self.timezone, &changes)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             add(&mut report.written, written);
             Ok(())
         }
         .await;
         self.finish(
-            "member_changes",
+            PeopleKind::MemberChanges,
             span,
             &requests,
             before,
@@ -302,7 +341,7 @@ impl PeopleExport<'_> {
         id: i64,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<(u64, store::Written), String> {
+    ) -> Result<(u64, store::Written), PeopleError> {
         let read = self
             .call("read clock entries", requests, || {
                 // A day more on each side: the API's date zone is not documented.
@@ -320,7 +359,9 @@ impl PeopleExport<'_> {
             &read.quarantined,
         )
         .await
-        .map_err(|e| format!("cannot store employee {id}'s clock entries: {e}"))?;
+        .map_err(database(format!(
+            "cannot store employee {id}'s clock entries"
+        )))?;
         if written.quarantined > 0 {
             self.quarantined(&read.quarantined, written.quarantined);
         }
@@ -351,10 +392,10 @@ impl PeopleExport<'_> {
     async fn pages<T, F, Fut>(
         &self,
         endpoint: &'static str,
-        what: &str,
+        what: &'static str,
         requests: &AtomicU64,
         fetch: F,
-    ) -> Result<Vec<T>, String>
+    ) -> Result<Vec<T>, PeopleError>
     where
         F: Fn(u32) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, crate::api::ApiError>>,
@@ -364,19 +405,24 @@ impl PeopleExport<'_> {
             with_policy(self.cancel, what, requests, move || fetch(page))
         })
         .await
-        .map_err(|e: ExportError| format!("{what}: {e}"))
+        .map_err(|source| PeopleError::Api { what, source })
     }
 
     /// One call with the export's error policy (transient errors and 429s
     /// retried), its requests counted, its error named.
-    async fn call<T, F, Fut>(&self, what: &str, requests: &AtomicU64, call: F) -> Result<T, String>
+    async fn call<T, F, Fut>(
+        &self,
+        what: &'static str,
+        requests: &AtomicU64,
+        call: F,
+    ) -> Result<T, PeopleError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::api::ApiError>>,
     {
         with_policy(self.cancel, what, requests, call)
             .await
-            .map_err(|e: ExportError| format!("{what}: {e}"))
+            .map_err(|source| PeopleError::Api { what, source })
     }
 
     /// Record one export (one `sonnys.people_syncs` row) with what it
@@ -384,27 +430,28 @@ impl PeopleExport<'_> {
     /// running totals.
     async fn finish(
         &self,
-        data: &str,
+        data: PeopleKind,
         span: (DateTime<Utc>, DateTime<Utc>),
         requests: &AtomicU64,
         before: Counted,
-        result: Result<(), String>,
+        result: Result<(), PeopleError>,
         report: &mut PeopleReport,
     ) {
         report.requests = requests.load(Ordering::Relaxed);
         let now = Counted::of(requests, report);
-        if let Err(e) = &result {
-            tracing::warn!(data, error = %e, "export failed");
+        let error = result.err().map(|e| e.to_string());
+        if let Some(e) = &error {
+            tracing::warn!(data = data.as_str(), error = %e, "export failed");
             report.error = Some(e.clone());
         }
         let outcome = store::Outcome {
             requests: (now.requests - before.requests) as i64,
             records: (now.records - before.records) as i64,
             rejected: (now.rejected - before.rejected) as i64,
-            error: result.as_ref().err().map(String::as_str),
+            error: error.as_deref(),
         };
         if let Err(e) = store::finish(self.pool, self.account, data, span, outcome).await {
-            tracing::warn!(data, error = %e, "cannot record the export in sonnys.people_syncs");
+            tracing::warn!(data = data.as_str(), error = %e, "cannot record the export in sonnys.people_syncs");
         }
     }
 }
@@ -440,75 +487,9 @@ fn day_start(date: NaiveDate) -> DateTime<Utc> {
     date.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-/// Consecutive spans of at most `days` days covering `first..=last`.
-pub fn day_chunks(first: NaiveDate, last: NaiveDate, days: u32) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut chunks = Vec::new();
-    let mut from = first;
-    while from <= last {
-        let to = (from + Days::new(u64::from(days) - 1)).min(last);
-        chunks.push((from, to));
-        from = to + Days::new(1);
-    }
-    chunks
-}
-
-/// Whole 6-month sign-up periods from `since` that end before `until`,
-/// then the rest up to `until`.
-pub fn sign_up_periods(
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut periods = Vec::new();
-    let mut from = since;
-    while from < until {
-        let to = from
-            .checked_add_months(Months::new(6))
-            .unwrap_or(until)
-            .min(until);
-        periods.push((from, to));
-        from = to;
-    }
-    periods
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn day(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_span_of_days_is_read_in_requests_of_at_most_twelve_days() {
-        assert_eq!(
-            day_chunks(day("2026-11-01"), day("2026-11-14"), CLOCK_DAYS_PER_REQUEST),
-            vec![
-                (day("2026-11-01"), day("2026-11-12")),
-                (day("2026-11-13"), day("2026-11-14"))
-            ]
-        );
-        assert_eq!(
-            day_chunks(day("2026-11-27"), day("2026-11-28"), 12),
-            vec![(day("2026-11-27"), day("2026-11-28"))]
-        );
-    }
-
-    #[test]
-    fn sign_ups_are_read_in_periods_the_account_list_accepts() {
-        let since: DateTime<Utc> = "2024-01-31T00:00:00Z".parse().unwrap();
-        let until: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
-        let periods = sign_up_periods(since, until);
-        assert_eq!(periods.len(), 3);
-        assert_eq!(
-            periods[0].1,
-            "2024-07-31T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(periods[2].1, until);
-        for (from, to) in periods {
-            crate::api::people::check_sign_up_period(from, to).unwrap();
-        }
-    }
 
     #[test]
     fn data_kinds_name_exactly_what_to_export() {

@@ -25,10 +25,11 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::api::people::{LIST_LIMIT, STATUS_LIST_LIMITS};
+use crate::api::PAGE_SIZE;
 use crate::configuration::Settings;
+use crate::domain::days::{DaySelection, Redo};
 use crate::domain::{BusinessDay, SiteCode};
-use crate::export::Redo;
-use crate::sync::DaySelection;
 
 /// Export requests per page when an account has no history yet.
 pub const DEFAULT_REQUESTS_PER_PAGE: f64 = 2.05;
@@ -108,7 +109,23 @@ pub struct Forecast {
     pub deadline: Option<DateTime<Utc>>,
     /// Expected requests per account (its pages and its site list).
     pub per_account: BTreeMap<String, f64>,
+    /// What the service's last nights really took (`sonnys.runs`), newest
+    /// first: the forecast's check against reality.
+    pub recent_nights: Vec<Night>,
 }
+
+/// One finished run of the service, as `sonnys.runs` recorded it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Night {
+    pub started_at: DateTime<Utc>,
+    pub outcome: String,
+    pub seconds: f64,
+    pub site_days: u64,
+    pub requests: u64,
+}
+
+/// Nights shown by `plan`.
+const NIGHTS_SHOWN: i64 = 7;
 
 impl Forecast {
     /// When the slowest API id can be done at the earliest.
@@ -127,15 +144,7 @@ impl Forecast {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct History {
-    account: String,
-    site_code: String,
-    weekday: i32,
-    days: i64,
-    pages: i64,
-    requests: i64,
-}
+use crate::store::status::DayHistory as History;
 
 /// Forecast exporting `selection` at `at` for every configured account.
 pub async fn forecast(
@@ -146,18 +155,7 @@ pub async fn forecast(
 ) -> sqlx::Result<Forecast> {
     let sites = crate::store::known_sites(pool).await?;
     let since = at.date_naive() - chrono::Days::new(HISTORY_DAYS);
-    let history: Vec<History> = sqlx::query_as(
-        "SELECT account, site_code, extract(isodow FROM business_date)::int AS weekday,
-                count(*) AS days, sum(pages)::bigint AS pages, sum(requests)::bigint AS requests
-           FROM sonnys.sync_days
-          WHERE status = 'done' AND business_date >= $1 AND pages > 0
-            -- a check that found the day unchanged spent only summary requests
-            AND (checked_at IS NULL OR checked_at <= finished_at)
-          GROUP BY 1, 2, 3",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
+    let history = crate::store::status::day_history(pool, since).await?;
     let done_since = selection.needs_done_from(at);
     let mut by_api: BTreeMap<String, ApiForecast> = BTreeMap::new();
     let mut per_account = BTreeMap::new();
@@ -254,11 +252,23 @@ pub async fn forecast(
         }
         f.minimum_seconds = minimum(f.requests, f.allowance, f.window_seconds);
     }
+    let recent_nights = crate::store::runs::recent_runs(pool, NIGHTS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|r| Night {
+            started_at: r.started_at,
+            outcome: r.outcome.to_string(),
+            seconds: (r.finished_at - r.started_at).num_milliseconds().max(0) as f64 / 1000.0,
+            site_days: r.site_days,
+            requests: r.requests,
+        })
+        .collect();
     Ok(Forecast {
         starts_at: at,
         api_ids,
         deadline: None,
         per_account,
+        recent_nights,
     })
 }
 
@@ -278,12 +288,8 @@ async fn people_requests(
     let mut requests = 0.0;
     let per_request = f64::from(crate::people::CLOCK_DAYS_PER_REQUEST);
     if settings.labour.enabled {
-        let (employees,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM sonnys.employees WHERE account = $1")
-                .bind(account.as_str())
-                .fetch_one(pool)
-                .await?;
-        requests += pages(employees, 100);
+        let employees = crate::store::status::employee_count(pool, account).await?;
+        requests += pages(employees, i64::from(LIST_LIMIT));
         let labour = &settings.labour;
         if store::sweep_due(pool, account, labour.sweep_every).await? {
             requests += employees as f64 * (f64::from(labour.sweep_days) / per_request).ceil();
@@ -298,30 +304,17 @@ async fn people_requests(
         let since = members.since.at(at);
         let recent = at - chrono::Duration::days(i64::from(members.recent_days) + 1);
         for (from, to) in store::missing_history(pool, account, since, recent).await? {
-            let (known,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM sonnys.recurring_accounts
-                  WHERE account = $1 AND sign_up_at >= $2 AND sign_up_at < $3",
-            )
-            .bind(account.as_str())
-            .bind(from)
-            .bind(to)
-            .fetch_one(pool)
-            .await?;
-            requests += pages(known, 100);
+            let known = crate::store::status::sign_ups_between(pool, account, from, to).await?;
+            requests += pages(known, i64::from(LIST_LIMIT));
         }
         let changes_from = match store::changes_covered_to(pool, account).await? {
             Some(to) => to - chrono::Duration::days(i64::from(members.recent_days)),
             None => since,
         };
-        let (changes,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM sonnys.recurring_status_changes WHERE account = $1 AND status_at >= $2",
-        )
-        .bind(account.as_str())
-        .bind(changes_from)
-        .fetch_one(pool)
-        .await?;
+        let changes =
+            crate::store::status::status_changes_since(pool, account, changes_from).await?;
         // The night's sign-ups, and the status changes at 1,000 a page.
-        requests += 1.0 + pages(changes, 1000);
+        requests += 1.0 + pages(changes, i64::from(*STATUS_LIST_LIMITS.end()));
     }
     Ok(requests)
 }
@@ -373,7 +366,7 @@ pub fn reference_table(
         "transactions a night", "pages", "requests", "time at ceiling"
     )?;
     for transactions in [500u64, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000] {
-        let pages = transactions.div_ceil(100);
+        let pages = transactions.div_ceil(u64::from(PAGE_SIZE));
         let requests = pages as f64 * per_page;
         let seconds = minimum(requests, allowance, window.as_secs_f64());
         writeln!(
@@ -448,6 +441,20 @@ pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> st
                 out,
                 "finishes before schedule.deadline ({})",
                 local(deadline)
+            )?;
+        }
+    }
+    if !forecast.recent_nights.is_empty() {
+        writeln!(out, "the last nights (sonnys.runs), newest first:")?;
+        for n in &forecast.recent_nights {
+            writeln!(
+                out,
+                "  {}  {:<11}  took {}, {} site-days, {} requests",
+                local(n.started_at),
+                n.outcome,
+                humantime::format_duration(Duration::from_secs(n.seconds.round() as u64)),
+                n.site_days,
+                n.requests
             )?;
         }
     }

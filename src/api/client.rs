@@ -54,6 +54,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Why a client for an account cannot be made. The messages never
+/// include the key itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the API id is not a valid header value")]
+    ApiId,
+    #[error("the API key is not a valid header value")]
+    ApiKey,
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
 impl Client {
     pub fn new(
         account: &AccountName,
@@ -62,15 +74,14 @@ impl Client {
         api_key: &SecretString,
         request_timeout: Duration,
         budget: Budget,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             "X-Sonnys-API-ID",
-            HeaderValue::from_str(api_id.as_str())
-                .map_err(|_| "the API id is not a valid header value")?,
+            HeaderValue::from_str(api_id.as_str()).map_err(|_| ClientError::ApiId)?,
         );
-        let mut key = HeaderValue::from_str(api_key.expose_secret())
-            .map_err(|_| "the API key is not a valid header value")?;
+        let mut key =
+            HeaderValue::from_str(api_key.expose_secret()).map_err(|_| ClientError::ApiKey)?;
         key.set_sensitive(true);
         headers.insert("X-Sonnys-API-Key", key);
         headers.insert("Accept", HeaderValue::from_static("application/json"));
@@ -80,7 +91,7 @@ impl Client {
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("sonnys-etl/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError::Http)?;
         let mut base_url = base_url.clone();
         if !base_url.path().ends_with('/') {
             base_url.set_path(&format!("{}/", base_url.path()));
@@ -326,11 +337,6 @@ impl Client {
         })
     }
 
-    /// Every employee of the account, former ones included, page by page.
-    pub async fn list_employees(&self) -> Result<Vec<Employee>, ApiError> {
-        walk_pages("employee", |page| self.employees_page(page)).await
-    }
-
     /// GET /employee/{id}/clock-entries for the dates `from` to `to`, both
     /// included: at most [`CLOCK_ENTRY_MAX_DAYS`] days, else refused without
     /// sending. Which zone the dates are read in is not documented (the
@@ -404,19 +410,6 @@ impl Client {
         })
     }
 
-    /// Every recurring account that signed up from `from` to `to` (at most
-    /// six months), page by page.
-    pub async fn recurring_accounts(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<RecurringAccount>, ApiError> {
-        walk_pages("recurring/account/list", |page| {
-            self.recurring_accounts_page(from, to, page)
-        })
-        .await
-    }
-
     /// GET /recurring/account/status-list: one page of the status changes
     /// made from `from` to `to`, `limit` per page (100 to 1,000, else refused
     /// without sending). The service answers an identical request from a
@@ -468,19 +461,6 @@ impl Client {
             limit,
             total,
         })
-    }
-
-    /// Every status change made from `from` to `to`, in pages of 1,000.
-    pub async fn status_changes(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<StatusChange>, ApiError> {
-        let limit = *STATUS_LIST_LIMITS.end();
-        walk_pages("recurring/account/status-list", |page| {
-            self.status_changes_page(from, to, page, limit)
-        })
-        .await
     }
 
     /// Sends a labour or membership request at [`Priority::Background`]:
@@ -573,11 +553,9 @@ impl Client {
 const MAX_PAGES: u32 = 10_000;
 
 /// Reads pages 1, 2, 3 … until one is short or the pages so far hold
-/// `total` items, as the public client does.
-pub(crate) async fn walk_pages<T, E, F, Fut>(
-    endpoint: &'static str,
-    mut fetch: F,
-) -> Result<Vec<T>, E>
+/// `total` items, as the public client does: a whole collection, e.g. every
+/// employee with `walk_pages("employee", |page| client.employees_page(page))`.
+pub async fn walk_pages<T, E, F, Fut>(endpoint: &'static str, mut fetch: F) -> Result<Vec<T>, E>
 where
     E: From<ApiError>,
     F: FnMut(u32) -> Fut,

@@ -8,8 +8,8 @@ mod client;
 mod error;
 pub mod model;
 pub mod people;
+pub mod policy;
 pub mod summary;
 
-pub(crate) use client::walk_pages;
-pub use client::{Client, JobHash};
+pub use client::{walk_pages, Client, ClientError, JobHash, PAGE_SIZE};
 pub use error::{ApiError, Disposition};

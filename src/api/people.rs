@@ -528,6 +528,15 @@ impl StatusChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sign_up_periods_the_export_walks_are_all_accepted() {
+        let since: DateTime<Utc> = "2023-01-31T00:00:00Z".parse().unwrap();
+        let until: DateTime<Utc> = "2026-11-29T00:00:00Z".parse().unwrap();
+        for (from, to) in crate::domain::days::sign_up_periods(since, until) {
+            check_sign_up_period(from, to).unwrap();
+        }
+    }
     use serde_json::json;
 
     fn number(text: &str) -> Value {

@@ -31,23 +31,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api::model::{JobData, JobStatus, Rejected, Transaction};
+use crate::api::policy::{with_policy, CallError};
 use crate::api::summary::Summary;
 use crate::api::{ApiError, Client, Disposition, JobHash};
 use crate::budget::Priority;
+use crate::domain::days::{OnClaimed, Redo};
+use crate::domain::states::DayStatus;
 use crate::domain::{AccountName, BusinessDay, ExportWindow, Site, SiteCode};
 use crate::store::{self, PageWrite};
 
 /// Records per page, fixed by the API.
-const PAGE_SIZE: u64 = 100;
+const PAGE_SIZE: u64 = crate::api::PAGE_SIZE as u64;
 /// Page jobs a site keeps building ahead. Far below what could expire: at
 /// the API's ceiling a page is read within seconds of its submission.
 const LOOKAHEAD: usize = 6;
 /// Times one page's job is submitted again after `fail` or an expired hash.
 const MAX_RESUBMITS: u32 = 3;
-/// Attempts of one request on transient errors (500, 400, no answer).
-const MAX_ATTEMPTS: u32 = 5;
-/// Attempts of one request answered 429 (another consumer overspent the id).
-const MAX_RATE_LIMITED: u32 = 8;
 /// Times a page that arrived short (fewer records than its place implies) is
 /// asked for again before the day fails.
 const MAX_SHORT_PAGES: u32 = 5;
@@ -111,6 +110,15 @@ pub enum ExportError {
     LeaseLost,
 }
 
+impl From<CallError> for ExportError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Api(e) => ExportError::Api(e),
+            CallError::Cancelled => ExportError::Cancelled,
+        }
+    }
+}
+
 /// Up to ten ids of each side of a disagreement, for an error message.
 fn mismatch(only_export: &[String], only_summaries: &[String]) -> String {
     let list = |ids: &[String]| {
@@ -170,18 +178,6 @@ impl DayReport {
     }
 }
 
-/// What an export does with a day that is already `done` when it claims it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redo {
-    /// Leave it: the day was chosen because it was missing.
-    No,
-    /// Export it again whole (a range, a full lookback).
-    Whole,
-    /// Compare it with its summaries first, and export it again only when
-    /// they show a change (the nightly lookback).
-    Check,
-}
-
 /// Records page `page` (from 1) must hold when the window has `total`:
 /// 100, or the remainder on the last page, or none past it.
 pub fn due_on_page(total: u64, page: u32) -> u64 {
@@ -203,14 +199,40 @@ fn implied_size(total: Option<u64>, page: u32, got: u64) -> (u64, Option<u64>) {
     }
 }
 
+/// The first guess of a job's build time, before any job was seen.
+const FIRST_BUILD_ESTIMATE: Duration = Duration::from_secs(1);
+/// After a job that passed at its first poll, the estimate shrinks by this
+/// factor while other work waits for the budget…
+const SHRINK_BUSY: f64 = 0.99;
+/// …and by this one while the budget is idle (a wasted poll costs nothing).
+const SHRINK_IDLE: f64 = 0.98;
+/// The estimate never drops below this.
+const MIN_ESTIMATE: Duration = Duration::from_millis(20);
+/// After a job that answered `working`, the estimate keeps this share of
+/// itself…
+const KEEP_ON_SETTLE: f64 = 0.95;
+/// …and takes this share of the time the job took to pass: a twentieth of
+/// the way towards it, with a 10 % margin (0.05 × 1.1).
+const LEARN_ON_SETTLE: f64 = 0.055;
+/// The estimate never grows past this.
+const MAX_ESTIMATE: Duration = Duration::from_secs(120);
+/// The first poll of a job still working comes after this share of the
+/// estimate (at least [`MIN_BACKOFF`]), each next one ×[`BACKOFF_GROWTH`],
+/// at most [`MAX_BACKOFF`] apart.
+const BACKOFF_SHARE: f64 = 0.25;
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const BACKOFF_GROWTH: f64 = 1.5;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Build times seen for one account, to time the first poll of each job.
 ///
 /// A poll that finds `working` is a wasted request; a late poll only costs
 /// latency, which pipelining hides. So the estimate drifts down slowly after
-/// a job that passed at its first poll (×0.99, ×0.98 while the budget is
-/// idle), and after one that was still working it moves a twentieth of the
-/// way towards the time that job actually took to pass, with a margin: jobs
-/// that linger after their build cannot ratchet it up.
+/// a job that passed at its first poll ([`SHRINK_BUSY`], [`SHRINK_IDLE`]),
+/// and after one that was still working it moves a twentieth of the way
+/// towards the time that job actually took to pass, with a margin
+/// ([`LEARN_ON_SETTLE`]): jobs that linger after their build cannot ratchet
+/// it up.
 #[derive(Debug)]
 pub struct BuildTimes {
     estimate: Mutex<Duration>,
@@ -218,7 +240,7 @@ pub struct BuildTimes {
 
 impl Default for BuildTimes {
     fn default() -> Self {
-        Self::new(Duration::from_secs(1))
+        Self::new(FIRST_BUILD_ESTIMATE)
     }
 }
 
@@ -238,8 +260,8 @@ impl BuildTimes {
     /// (a poll that finds the job working then costs no other work a slot).
     fn hit(&self, idle: bool) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        let factor = if idle { 0.98 } else { 0.99 };
-        *e = e.mul_f64(factor).max(Duration::from_millis(20));
+        let factor = if idle { SHRINK_IDLE } else { SHRINK_BUSY };
+        *e = e.mul_f64(factor).max(MIN_ESTIMATE);
     }
 
     /// A job that answered `working` first passed `elapsed` after its
@@ -249,25 +271,15 @@ impl BuildTimes {
     /// ratcheting the estimate up without bound.
     fn settled(&self, elapsed: Duration) {
         let mut e = self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        *e = (e.mul_f64(0.95) + elapsed.mul_f64(0.055)).min(Duration::from_secs(120));
+        *e = (e.mul_f64(KEEP_ON_SETTLE) + elapsed.mul_f64(LEARN_ON_SETTLE)).min(MAX_ESTIMATE);
     }
 
     /// Delay before the `n`-th poll (from 1) of a job that was still working.
     fn backoff(&self, n: u32) -> Duration {
-        let base = self.estimate().mul_f64(0.25).max(Duration::from_millis(50));
-        base.mul_f64(1.5f64.powi(n as i32 - 1))
-            .min(Duration::from_secs(10))
+        let base = self.estimate().mul_f64(BACKOFF_SHARE).max(MIN_BACKOFF);
+        base.mul_f64(BACKOFF_GROWTH.powi(n as i32 - 1))
+            .min(MAX_BACKOFF)
     }
-}
-
-/// What an export does with a day another live process has claimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnClaimed {
-    /// Leave it (the service: the other replica exports it).
-    Skip,
-    /// Wait until the other process is done with it (`sync`): report it done
-    /// when the other finished it, export it when the other failed or died.
-    Wait,
 }
 
 /// How often a `sync` looks again at a day another process is exporting.
@@ -461,7 +473,7 @@ impl AccountExport {
         })
         .await?;
         Ok(match state {
-            Some((status, _)) if status == "done" => None,
+            Some((DayStatus::Done, _)) => None,
             Some((_, left)) => Some(left),
             None => Some(Duration::ZERO),
         })
@@ -798,7 +810,7 @@ impl DayExport<'_> {
                             // slack (the end of a night, a one-site backfill)
                             // the only cost of polling is latency saved.
                             if client.budget_idle() {
-                                wait = wait.min(builds.estimate().max(Duration::from_millis(50)));
+                                wait = wait.min(builds.estimate().max(MIN_BACKOFF));
                             }
                         }
                         JobStatus::Fail => {
@@ -834,63 +846,13 @@ impl DayExport<'_> {
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
         let what = format!("site {} day {}", self.site.code, self.day);
-        with_policy(&self.account.cancel, &what, &self.requests, call).await
+        Ok(with_policy(&self.account.cancel, &what, &self.requests, call).await?)
     }
 
     async fn sleep(&self, duration: Duration) -> Result<(), ExportError> {
         tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
             _ = self.account.cancel.cancelled() => Err(ExportError::Cancelled),
-        }
-    }
-}
-
-/// One API call with the error policy: transient errors (500, 400, no
-/// answer) are retried with bounded exponential backoff, 429s after the
-/// budget's pause; everything else goes up to the caller. Counts every
-/// request sent in `requests`.
-pub async fn with_policy<T, F, Fut>(
-    cancel: &CancellationToken,
-    what: &str,
-    requests: &AtomicU64,
-    call: F,
-) -> Result<T, ExportError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiError>>,
-{
-    let mut transient = 0;
-    let mut limited = 0;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(ExportError::Cancelled);
-        }
-        let result = tokio::select! {
-            r = call() => r,
-            _ = cancel.cancelled() => return Err(ExportError::Cancelled),
-        };
-        requests.fetch_add(1, Ordering::Relaxed);
-        let error = match result {
-            Ok(value) => return Ok(value),
-            Err(e) => e,
-        };
-        match error.disposition() {
-            Disposition::Retry if transient + 1 < MAX_ATTEMPTS => {
-                transient += 1;
-                let delay = Duration::from_millis(500) * 2u32.pow(transient);
-                tracing::warn!(%what, error = %error, attempt = transient, retry_in_ms = delay.as_millis() as u64, "request failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = cancel.cancelled() => return Err(ExportError::Cancelled),
-                }
-            }
-            // The budget has paused itself past the window; asking again
-            // simply waits for it.
-            Disposition::AfterWindow if limited + 1 < MAX_RATE_LIMITED => {
-                limited += 1;
-                tracing::warn!(%what, error = %error, "rate limited by the API; the budget pauses past the window");
-            }
-            _ => return Err(error.into()),
         }
     }
 }

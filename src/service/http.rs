@@ -74,35 +74,45 @@ async fn livez(State(shared): State<Arc<Shared>>) -> Response {
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     match ready(&shared).await {
         Ok(()) => text(StatusCode::OK, "ready"),
-        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason.to_string()),
     }
 }
 
 /// Ready: not draining, connected, the database answers within a second and
 /// holds every migration this build knows.
-async fn ready(shared: &Shared) -> Result<(), String> {
+async fn ready(shared: &Shared) -> Result<(), NotReady> {
     if shared.draining.load(Ordering::SeqCst) {
-        return Err("draining: the service is stopping".into());
+        return Err(NotReady::Draining);
     }
     let Some(pool) = shared.pool() else {
-        return Err("not connected to the database yet".into());
+        return Err(NotReady::NotConnected);
     };
-    let query = sqlx::query_scalar::<_, i64>(
-        "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(&pool);
+    let query = crate::store::applied_migration(&pool);
     let applied = match tokio::time::timeout(READY_TIMEOUT, query).await {
-        Err(_) => return Err("the database did not answer within 1 s".into()),
-        Ok(Err(e)) => return Err(format!("the database does not answer: {}", one_line(&e))),
+        Err(_) => return Err(NotReady::Slow),
+        Ok(Err(e)) => return Err(NotReady::Database(one_line(&e))),
         Ok(Ok(version)) => version,
     };
-    let latest = crate::store::latest_migration();
-    if applied < latest {
-        return Err(format!(
-            "the database schema is at migration {applied}, this build needs {latest}"
-        ));
+    let needed = crate::store::latest_migration();
+    if applied < needed {
+        return Err(NotReady::Schema { applied, needed });
     }
     Ok(())
+}
+
+/// Why `/readyz` answers 503; the body says it.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("draining: the service is stopping")]
+    Draining,
+    #[error("not connected to the database yet")]
+    NotConnected,
+    #[error("the database did not answer within 1 s")]
+    Slow,
+    #[error("the database does not answer: {0}")]
+    Database(String),
+    #[error("the database schema is at migration {applied}, this build needs {needed}")]
+    Schema { applied: i64, needed: i64 },
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {

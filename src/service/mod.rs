@@ -6,7 +6,7 @@
 //!
 //! What a run exports is decided by the database, not by memory: every ended
 //! business day of the catch-up range that is not `done`, plus the lookback
-//! days again ([`crate::sync::DaySelection::Recent`]).
+//! days again ([`crate::domain::days::DaySelection::Recent`]).
 
 pub mod http;
 pub mod notify;
@@ -28,9 +28,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::configuration::{Settings, Sources};
+use crate::domain::days::DaySelection;
+use crate::domain::states::RunOutcome;
 use crate::progress::{Progress, Totals};
 use crate::status::{RunFigures, RunProgress, Snapshot, SnapshotContext};
-use crate::sync::{DaySelection, SyncPlan, SyncSummary, Syncer};
+use crate::sync::{SyncError, SyncPlan, SyncSummary, Syncer};
 
 /// How often the main loop proves it is alive (and pings the watchdog).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -110,7 +112,7 @@ impl Shared {
 
 /// A run in progress.
 struct Running {
-    task: JoinHandle<Result<SyncSummary, String>>,
+    task: JoinHandle<Result<SyncSummary, SyncError>>,
     started_at: DateTime<Utc>,
     started: Instant,
     totals: Arc<Totals>,
@@ -122,6 +124,7 @@ pub enum Reload {
     /// The configuration file (if any) and the environment, as at start.
     From(Option<PathBuf>),
     /// Built in (the demo's rehearsal): SIGHUP changes nothing.
+    #[cfg(feature = "rehearsal")]
     Fixed,
 }
 
@@ -349,6 +352,12 @@ impl Service {
 
     /// Register the next tick after `after` with the scheduler, as a one-shot
     /// job computed from the expression and the zone (see [`crate::schedule`]).
+    ///
+    /// tokio-cron-scheduler stays the scheduler: it is the stack the users
+    /// chose. Only its one-shot jobs are used, one at a time, each computed
+    /// afresh in the schedule's zone; its repeating cron jobs keep the UTC
+    /// offset of the moment they were made (its issues #87 and #107), so a
+    /// 03:30 Chicago run would drift an hour at every daylight-saving change.
     async fn schedule_next(
         &mut self,
         after: DateTime<Utc>,
@@ -472,7 +481,7 @@ impl Service {
     async fn finish_run(
         &self,
         run: Running,
-        finished: Result<Result<SyncSummary, String>, tokio::task::JoinError>,
+        finished: Result<Result<SyncSummary, SyncError>, tokio::task::JoinError>,
     ) {
         *self
             .shared
@@ -484,17 +493,17 @@ impl Service {
             Ok(Ok(summary)) => summary,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the run could not start");
-                crate::metrics::run_finished("failed", took);
+                crate::metrics::run_finished(RunOutcome::Failed, took);
                 return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "the run ended abnormally");
-                crate::metrics::run_finished("failed", took);
+                crate::metrics::run_finished(RunOutcome::Failed, took);
                 return;
             }
         };
         // One rule for the summary, the metric and the status page.
-        let outcome = summary.outcome().as_str();
+        let outcome = summary.outcome();
         crate::metrics::run_finished(outcome, took);
         let sum = |f: fn(&crate::sync::AccountSummary) -> u64| -> u64 {
             summary.accounts.iter().map(f).sum()
@@ -502,7 +511,7 @@ impl Service {
         let figures = RunFigures {
             started_at: run.started_at,
             finished_at: Utc::now(),
-            outcome: outcome.to_owned(),
+            outcome,
             site_days: sum(|a| a.site_days as u64),
             done: sum(|a| a.done as u64),
             failed: sum(|a| a.failures.len() as u64),
@@ -533,7 +542,7 @@ impl Service {
         // The figures are in place before the run is reported finished.
         let _ = self.refresh_site_gauges().await;
         tracing::info!(
-            outcome,
+            outcome = outcome.as_str(),
             site_days = figures.site_days,
             done = figures.done,
             failed = figures.failed,
@@ -579,6 +588,7 @@ impl Service {
                 tracing::info!("SIGHUP: reading the configuration again");
                 Ok(Settings::load(&Sources::process(file.as_deref()))?)
             }
+            #[cfg(feature = "rehearsal")]
             Reload::Fixed => {
                 anyhow::bail!("SIGHUP: this configuration is built in; nothing to reload")
             }

@@ -1,6 +1,7 @@
 //! Hand-built snapshots for the renderers' tests: a site is written as a
 //! row of day states, the way it shows on the page.
 
+use crate::domain::states::RunOutcome;
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 
@@ -118,7 +119,7 @@ pub fn last_run() -> RunFigures {
     RunFigures {
         started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
         finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
-        outcome: "failed".to_owned(),
+        outcome: RunOutcome::Failed,
         site_days: 40,
         done: 38,
         failed: 2,
@@ -132,15 +133,15 @@ pub fn last_run() -> RunFigures {
 }
 
 /// A run `nights` before [`last_run`] at the same hour, with `outcome`.
-pub fn earlier_run(nights: i64, outcome: &str, done: u64, site_days: u64) -> RunFigures {
+pub fn earlier_run(nights: i64, outcome: RunOutcome, done: u64, site_days: u64) -> RunFigures {
     let last = last_run();
     RunFigures {
         started_at: last.started_at - TimeDelta::days(nights),
         finished_at: last.started_at - TimeDelta::days(nights) + TimeDelta::seconds(65),
-        outcome: outcome.to_owned(),
+        outcome,
         site_days,
         done,
-        failed: if outcome == "failed" {
+        failed: if outcome == RunOutcome::Failed {
             site_days - done
         } else {
             0

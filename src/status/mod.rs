@@ -10,6 +10,9 @@ pub mod text;
 #[cfg(test)]
 mod fixture;
 
+use crate::domain::states::{DayStatus, PeopleFamily};
+pub use crate::store::runs::RunFigures;
+use crate::store::status::DayRow;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -110,7 +113,7 @@ async fn lookback_status(
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PeopleStatus {
     /// `labour` or `members`.
-    pub data: String,
+    pub data: PeopleFamily,
     /// When the latest successful export finished.
     pub last_done_at: Option<DateTime<Utc>>,
     /// The latest record stored: a clock-in, or a status change.
@@ -195,24 +198,6 @@ impl DayState {
     }
 }
 
-/// The figures of one finished run of the service.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunFigures {
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    /// `ok`, `failed` (some site-days failed) or `interrupted`.
-    pub outcome: String,
-    pub site_days: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub transactions: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub pages: u64,
-    pub requests: u64,
-    pub rate_limited: u64,
-}
-
 /// A run in progress.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunProgress {
@@ -223,44 +208,17 @@ pub struct RunProgress {
     pub left_seconds: Option<u64>,
 }
 
-/// The labour and membership exports of an account, from
-/// `sonnys.people_syncs` and the newest stored record of each.
+/// The labour and membership exports of an account.
 async fn people_status(pool: &sqlx::PgPool, account: &str) -> sqlx::Result<Vec<PeopleStatus>> {
-    type Row = (
-        String,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-    );
-    let rows: Vec<Row> =
-        sqlx::query_as(
-            "WITH kinds(data, runs, latest) AS (
-                 VALUES ('labour', 'labour%', (SELECT max(clock_in) FROM sonnys.clock_entries WHERE account = $1)),
-                        ('members', 'member%', (SELECT max(status_at) FROM sonnys.recurring_status_changes WHERE account = $1))
-             )
-             SELECT k.data,
-                    (SELECT max(finished_at) FROM sonnys.people_syncs p
-                      WHERE p.account = $1 AND p.status = 'done' AND p.data LIKE k.runs),
-                    k.latest,
-                    (SELECT p.last_error FROM sonnys.people_syncs p
-                      WHERE p.account = $1 AND p.data LIKE k.runs
-                      ORDER BY p.started_at DESC LIMIT 1)
-               FROM kinds k",
-        )
-        .bind(account)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
+    Ok(crate::store::status::people_exports(pool, account)
+        .await?
         .into_iter()
-        .filter(|r| r.1.is_some() || r.2.is_some() || r.3.is_some())
-        .map(
-            |(data, last_done_at, latest_record_at, last_error)| PeopleStatus {
-                data,
-                last_done_at,
-                latest_record_at,
-                last_error,
-            },
-        )
+        .map(|r| PeopleStatus {
+            data: r.family,
+            last_done_at: r.last_done_at,
+            latest_record_at: r.latest_record_at,
+            last_error: r.last_error,
+        })
         .collect())
 }
 
@@ -284,19 +242,6 @@ pub struct SnapshotContext {
     pub current_run: Option<RunProgress>,
 }
 
-#[derive(sqlx::FromRow)]
-struct DayRow {
-    account: String,
-    site_code: String,
-    business_date: NaiveDate,
-    status: String,
-    transactions: i32,
-    attempts: i32,
-    last_error: Option<String>,
-    rejected: i32,
-    stale: bool,
-}
-
 impl Snapshot {
     /// Read the picture of the configured accounts and sites from the database.
     pub async fn load(
@@ -311,21 +256,8 @@ impl Snapshot {
         let sites = crate::store::known_sites(pool).await?;
         let shown = DAYS_SHOWN.max(catch_up_days as usize) as u64 + 2;
         let since = now.date_naive() - chrono::Days::new(shown);
-        let rows: Vec<DayRow> = sqlx::query_as(
-            "SELECT account, site_code, business_date, status, transactions, attempts, last_error, rejected,
-                    coalesce(heartbeat_at, started_at, '-infinity') < now() - make_interval(secs => $2) AS stale
-               FROM sonnys.sync_days WHERE business_date >= $1",
-        )
-        .bind(since)
-        .bind(crate::store::STALE_AFTER.as_secs_f64())
-        .fetch_all(pool)
-        .await?;
-        let last_done: Vec<(String, String, NaiveDate)> = sqlx::query_as(
-            "SELECT account, site_code, max(business_date) FROM sonnys.sync_days
-              WHERE status = 'done' GROUP BY account, site_code",
-        )
-        .fetch_all(pool)
-        .await?;
+        let rows = crate::store::status::recorded_days(pool, since).await?;
+        let last_done = crate::store::status::last_done_days(pool).await?;
         let last_done: HashMap<(&str, &str), NaiveDate> = last_done
             .iter()
             .map(|(a, s, d)| ((a.as_str(), s.as_str()), *d))
@@ -357,11 +289,13 @@ impl Snapshot {
                     .map(|back| today - chrono::Days::new(back))
                     .map(|date| {
                         let row = recorded.get(&date);
-                        let state = match row.map(|r| r.status.as_str()) {
-                            Some("done") => DayState::Done,
-                            Some("failed") => DayState::Failed,
-                            Some("running") if row.is_some_and(|r| r.stale) => DayState::Stale,
-                            Some("running") => DayState::Running,
+                        let state = match row.map(|r| r.status) {
+                            Some(DayStatus::Done) => DayState::Done,
+                            Some(DayStatus::Failed) => DayState::Failed,
+                            Some(DayStatus::Running) if row.is_some_and(|r| r.stale) => {
+                                DayState::Stale
+                            }
+                            Some(DayStatus::Running) => DayState::Running,
                             _ if !crate::domain::BusinessDay::new(date, timezone)
                                 .is_complete(now) =>
                             {
@@ -374,20 +308,20 @@ impl Snapshot {
                             state,
                             transactions: row.map(|r| r.transactions),
                             error: row
-                                .filter(|r| r.status != "done")
+                                .filter(|r| !r.is(DayStatus::Done))
                                 .and_then(|r| r.last_error.clone()),
                             rejected: row.map_or(0, |r| r.rejected),
                         }
                     })
                     .collect();
-                let last_ended = crate::sync::last_ended_day(timezone, now);
-                let first = last_ended - chrono::Days::new(u64::from(catch_up_days.max(1)) - 1);
-                let missing = crate::sync::dates(first, last_ended)
-                    .filter(|d| recorded.get(d).map_or(true, |r| r.status != "done"))
+                let (first, last_ended) =
+                    crate::domain::days::last_ended_days(timezone, now, catch_up_days);
+                let missing = crate::domain::days::dates(first, last_ended)
+                    .filter(|d| recorded.get(d).map_or(true, |r| !r.is(DayStatus::Done)))
                     .collect();
                 let mut failed: Vec<FailedDay> = recorded
                     .values()
-                    .filter(|r| r.status == "failed")
+                    .filter(|r| r.is(DayStatus::Failed))
                     .map(|r| FailedDay {
                         date: r.business_date,
                         error: r.last_error.clone().unwrap_or_default(),
@@ -397,7 +331,7 @@ impl Snapshot {
                 failed.sort_by_key(|f| f.date);
                 let mut stale_days: Vec<NaiveDate> = recorded
                     .values()
-                    .filter(|r| r.status == "running" && r.stale)
+                    .filter(|r| r.is(DayStatus::Running) && r.stale)
                     .map(|r| r.business_date)
                     .collect();
                 stale_days.sort();

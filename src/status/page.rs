@@ -6,6 +6,8 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::format::{about, count, day_ranges_text, elapsed, limit, local, plural};
+use crate::domain::states::RunOutcome;
+
 use super::{AccountStatus, DayCell, DayState, RunFigures, RunProgress, SiteStatus, Snapshot};
 
 /// Every how many days a date is written under the grid, counted back from
@@ -96,10 +98,10 @@ fn current_run(snapshot: &Snapshot, run: &RunProgress) -> Markup {
 }
 
 fn outcome_class(run: &RunFigures) -> &'static str {
-    match run.outcome.as_str() {
-        "ok" => "ok",
-        "failed" => "failed",
-        _ => "other",
+    match run.outcome {
+        RunOutcome::Ok => "ok",
+        RunOutcome::Failed => "failed",
+        RunOutcome::Interrupted => "other",
     }
 }
 
@@ -524,7 +526,7 @@ mod tests {
             "North",
             vec![site("N01", "Main", Chicago, HEALTHY, "")],
         )]);
-        snap.recent_runs = vec![last_run(), earlier_run(1, "ok", 40, 40)];
+        snap.recent_runs = vec![last_run(), earlier_run(1, RunOutcome::Ok, 40, 40)];
         let html = render(&snap);
 
         assert_eq!(occurrences(&html, "<tr><td>"), 2, "{html}");

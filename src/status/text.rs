@@ -42,7 +42,7 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "last run {}, finished {} after {}: {} done, {} failed of {} site-days",
-                one_line(&run.outcome),
+                run.outcome,
                 local(run.finished_at, zone),
                 elapsed(run.finished_at - run.started_at),
                 count(run.done),
@@ -135,7 +135,7 @@ fn history_line(run: &RunFigures, zone: chrono_tz::Tz) -> String {
     format!(
         "{}  {:<11}  {:>9}  {}/{} site-days  {} {}",
         local(run.started_at, zone),
-        one_line(&run.outcome),
+        run.outcome,
         elapsed(run.finished_at - run.started_at),
         count(run.done),
         count(run.site_days),
@@ -241,6 +241,7 @@ pub fn json(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::states::RunOutcome;
     use crate::status::fixture::{
         account, earlier_run, last_run, progress, site, snapshot, HEALTHY,
     };
@@ -300,8 +301,8 @@ mod tests {
         )]);
         snap.recent_runs = vec![
             last_run(),
-            earlier_run(1, "ok", 40, 40),
-            earlier_run(2, "interrupted", 12, 40),
+            earlier_run(1, RunOutcome::Ok, 40, 40),
+            earlier_run(2, RunOutcome::Interrupted, 12, 40),
         ];
         let text = table_text(&snap);
         let history: Vec<&str> = text

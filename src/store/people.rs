@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use sqlx::PgPool;
 
 use crate::api::people::{ClockEntry, Employee, QuarantinedEntry, RecurringAccount, StatusChange};
+use crate::domain::states::{DayStatus, PeopleKind};
 use crate::domain::AccountName;
 
 /// What one write changed, for the caller's log line.
@@ -491,7 +492,7 @@ type Span = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
 pub async fn begin(
     pool: &PgPool,
     account: &AccountName,
-    data: &str,
+    data: PeopleKind,
     span: Span,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -524,7 +525,7 @@ pub struct Outcome<'a> {
 pub async fn finish(
     pool: &PgPool,
     account: &AccountName,
-    data: &str,
+    data: PeopleKind,
     span: Span,
     outcome: Outcome<'_>,
 ) -> sqlx::Result<()> {
@@ -561,12 +562,14 @@ pub async fn sweep_due(
 ) -> sqlx::Result<bool> {
     let recent: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sonnys.people_syncs
-                         WHERE account = $1 AND data = 'labour_sweep' AND status = 'done'
+                         WHERE account = $1 AND data = $3 AND status = $4
                            AND finished_at > now() - make_interval(secs => $2))",
     )
     .bind(account.as_str())
     // An hour's slack, so a weekly sweep at a nightly run is not put off a day.
     .bind(every.as_secs_f64() - 3600.0)
+    .bind(PeopleKind::LabourSweep)
+    .bind(DayStatus::Done)
     .fetch_one(pool)
     .await?;
     Ok(!recent)
@@ -599,9 +602,11 @@ pub async fn missing_history(
 ) -> sqlx::Result<Vec<Span>> {
     let done: Vec<Span> = sqlx::query_as(
         "SELECT covered_from, covered_to FROM sonnys.people_syncs
-          WHERE account = $1 AND data = 'member_history' AND status = 'done'",
+          WHERE account = $1 AND data = $2 AND status = $3",
     )
     .bind(account.as_str())
+    .bind(PeopleKind::MemberHistory)
+    .bind(DayStatus::Done)
     .fetch_all(pool)
     .await?;
     // Periods start at `since` rounded to a day, so a `since` given as a
@@ -615,7 +620,7 @@ pub async fn missing_history(
         .date_naive()
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
-    Ok(crate::people::sign_up_periods(start, end)
+    Ok(crate::domain::days::sign_up_periods(start, end)
         .into_iter()
         .filter(|p| !done.iter().any(|d| d.0 <= p.0 && d.1 >= p.1))
         .collect())
@@ -628,9 +633,11 @@ pub async fn changes_covered_to(
 ) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
     sqlx::query_scalar(
         "SELECT max(covered_to) FROM sonnys.people_syncs
-          WHERE account = $1 AND data = 'member_changes' AND status = 'done'",
+          WHERE account = $1 AND data = $2 AND status = $3",
     )
     .bind(account.as_str())
+    .bind(PeopleKind::MemberChanges)
+    .bind(DayStatus::Done)
     .fetch_one(pool)
     .await
 }

@@ -4,7 +4,26 @@
 
 use sqlx::PgPool;
 
-use crate::status::RunFigures;
+use chrono::{DateTime, Utc};
+
+use crate::domain::states::RunOutcome;
+
+/// The figures of one finished run of the service.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunFigures {
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: RunOutcome,
+    pub site_days: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub transactions: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub rate_limited: u64,
+}
 
 /// Record a finished run of `replica`. Idempotent: the same run written
 /// again (a retry after an outage) replaces its row.
@@ -24,7 +43,7 @@ pub async fn record_run(pool: &PgPool, run: &RunFigures, replica: uuid::Uuid) ->
     .bind(replica.to_string())
     .bind(run.started_at)
     .bind(run.finished_at)
-    .bind(&run.outcome)
+    .bind(run.outcome)
     .bind(figure(run.site_days))
     .bind(figure(run.done))
     .bind(figure(run.failed))
@@ -43,7 +62,7 @@ pub async fn record_run(pool: &PgPool, run: &RunFigures, replica: uuid::Uuid) ->
 struct RunRow {
     started_at: chrono::DateTime<chrono::Utc>,
     finished_at: chrono::DateTime<chrono::Utc>,
-    outcome: String,
+    outcome: RunOutcome,
     site_days: i64,
     done: i64,
     failed: i64,

@@ -356,7 +356,7 @@ async fn the_oldest_from_accepted_is_one_the_api_serves_and_the_day_before_is_re
     let app = TestApp::start(fast_simulator()).await;
     let file = ConfigFile::new(&app.config_toml(20, Duration::from_millis(600)));
     let config = file.path.clone();
-    let oldest = sonnys_etl::sync::earliest_servable_date(chrono::Utc::now());
+    let oldest = sonnys_etl::domain::days::earliest_servable_date(chrono::Utc::now());
     let config = config.to_str().unwrap().to_owned();
     let (too_old, served) = tokio::task::spawn_blocking(move || {
         let day_before = (oldest - chrono::Days::new(1)).to_string();

@@ -8,18 +8,19 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use sonnys_etl::api::model::Transaction;
+use sonnys_etl::domain::days::DaySelection;
 use sonnys_etl::domain::{AccountName, SiteCode};
 use sonnys_etl::progress::Progress;
 use sonnys_etl::store::{self, Lease};
-use sonnys_etl::sync::{DaySelection, SyncPlan, Syncer};
+use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{fast_simulator, TestApp};
+use crate::support::{day_status, fast_simulator, TestApp};
 
 fn other_process() -> Lease {
     Lease {
         owner: uuid::Uuid::new_v4(),
-        term: store::LEASE,
+        term: sonnys_etl::configuration::LEASE,
     }
 }
 
@@ -94,9 +95,8 @@ async fn a_worker_whose_claim_was_taken_over_cannot_write() {
         .unwrap();
     assert_eq!(stored, 0, "nothing of the old owner's page was written");
     assert_eq!(
-        store::day_status(pool, &account, &site, date)
+        day_status(pool, account.as_str(), site.as_str(), date)
             .await
-            .unwrap()
             .as_deref(),
         Some("running"),
         "the old owner cannot close the day"
@@ -127,7 +127,7 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     let settings = Arc::new(app.settings());
     let now = chrono::Utc::now();
     let tz = app.business_day("desert", "D01", now.date_naive()).timezone;
-    let date = sonnys_etl::sync::last_ended_day(tz, now);
+    let date = sonnys_etl::domain::days::last_ended_day(tz, now);
     let before = date - chrono::Days::new(1);
     let pool = app.db.pool.clone();
     let other = other_process();
@@ -157,9 +157,8 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
         })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while store::day_status(&pool, &account, &site, before)
+    while day_status(&pool, account.as_str(), site.as_str(), before)
         .await
-        .unwrap()
         .as_deref()
         != Some("done")
     {
@@ -171,9 +170,8 @@ async fn the_service_leaves_a_claimed_day_to_its_owner_and_sync_waits_for_it() {
     }
     assert!(!service.is_finished(), "the service waits for the held day");
     assert_eq!(
-        store::day_status(&pool, &account, &site, date)
+        day_status(&pool, account.as_str(), site.as_str(), date)
             .await
-            .unwrap()
             .as_deref(),
         Some("running"),
         "and does not take it from a live owner"

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sonnys_etl::configuration::{Settings, Sources};
+use sonnys_etl::domain::days::last_ended_day;
 use sonnys_etl::people::DataKinds;
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{
+use sonnys_etl::rehearsal::simulator::{
     MemberStatus, People, SimEmployee, SimMember, SimShift, SimStatusChange,
 };
-use sonnys_etl::sync::{last_ended_day, SyncPlan, Syncer};
+use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{fast_simulator, TestApp};
@@ -120,7 +121,7 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
     let back = |n: u64| last - Days::new(n);
     // Bob's four 11-hour days lie in one payroll week (Friday to Thursday),
     // all before Ann's and Cy's days at D01.
-    let friday = sonnys_etl::simulator::week_start(back(6));
+    let friday = sonnys_etl::rehearsal::simulator::week_start(back(6));
     let bob_days: Vec<NaiveDate> = (0..4).map(|i| friday + Days::new(i)).collect();
     assert!(bob_days[3] <= back(2));
     let ann_d02 = local(back(3), 7, 0);
@@ -267,7 +268,7 @@ async fn labour_and_members_equal_hand_worked_figures_and_an_edited_clock_in_is_
     let forecast = sonnys_etl::plan::forecast(
         &app.db.pool,
         &settings,
-        sonnys_etl::sync::DaySelection::Range {
+        sonnys_etl::domain::days::DaySelection::Range {
             from: today,
             to: today,
             missing_only: false,

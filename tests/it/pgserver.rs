@@ -1,6 +1,6 @@
 //! The private PostgreSQL server and the per-test database harness.
 
-use sonnys_etl::pgserver::{server_answers, Options, PrivatePostgres};
+use sonnys_etl::rehearsal::pgserver::{server_answers, Options, PrivatePostgres};
 use sqlx::{Connection, PgConnection};
 
 use crate::support::{server_tempdir, test_db, TestDb};

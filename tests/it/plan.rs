@@ -154,3 +154,77 @@ async fn plan_tonight_warns_when_the_next_run_cannot_finish_before_the_deadline(
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn plan_shows_what_the_last_nights_really_took() {
+    let app = TestApp::start(fast_simulator()).await;
+    let pool = &app.db.pool;
+    // Two finished runs, as the service records them at their end.
+    let started = Utc::now() - chrono::Duration::hours(30);
+    for (back, minutes, requests, outcome) in [
+        (0, 14, 131, sonnys_etl::domain::states::RunOutcome::Failed),
+        (1, 9, 96, sonnys_etl::domain::states::RunOutcome::Ok),
+    ] {
+        let start = started - chrono::Duration::days(back);
+        let run = sonnys_etl::store::runs::RunFigures {
+            started_at: start,
+            finished_at: start + chrono::Duration::minutes(minutes),
+            outcome,
+            site_days: 40,
+            done: 40,
+            failed: 0,
+            transactions: 4_000,
+            inserted: 4_000,
+            updated: 0,
+            pages: 40,
+            requests,
+            rate_limited: 0,
+        };
+        sonnys_etl::store::runs::record_run(pool, &run, uuid::Uuid::nil())
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sonnys-etl.toml");
+    std::fs::write(&path, app.config_toml(20, Duration::from_millis(600))).unwrap();
+    let plan = |format: &'static str| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_sonnys-etl"))
+                .args([
+                    "--config",
+                    path.to_str().unwrap(),
+                    "plan",
+                    "--format",
+                    format,
+                ])
+                .env_remove("DATABASE_URL")
+                .output()
+                .unwrap()
+        })
+    };
+    let table = plan("table").await.unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    let nights: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("the last nights"))
+        .skip(1)
+        .collect();
+    assert_eq!(nights.len(), 2, "{text}");
+    assert!(
+        nights[0].contains("failed") && nights[0].contains("took 14m, 40 site-days, 131 requests"),
+        "newest first: {text}"
+    );
+    assert!(
+        nights[1].contains("took 9m, 40 site-days, 96 requests"),
+        "{text}"
+    );
+    let json = plan("json").await.unwrap();
+    let forecast: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        forecast["recent_nights"][0]["seconds"].as_f64(),
+        Some(840.0)
+    );
+    assert_eq!(forecast["recent_nights"][1]["requests"], 96);
+}

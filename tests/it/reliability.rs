@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use sonnys_etl::configuration::{Keys, Settings, Sources};
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{Faults, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{Faults, SimulatorConfig};
 use sonnys_etl::sync::{SyncPlan, Syncer};
 use tokio_util::sync::CancellationToken;
 
@@ -212,7 +212,7 @@ async fn a_day_left_running_by_a_dead_process_shows_as_stale_and_is_redone() {
     // `sync --missing` (and the service's catch-up) redo it.
     let syncer = Syncer::new(Arc::new(app.settings()), app.db.pool.clone());
     let plan = SyncPlan {
-        days: sonnys_etl::sync::DaySelection::Range {
+        days: sonnys_etl::domain::days::DaySelection::Range {
             from: date,
             to: date,
             missing_only: true,
@@ -231,7 +231,7 @@ async fn a_day_left_running_by_a_dead_process_shows_as_stale_and_is_redone() {
 
 #[tokio::test]
 async fn a_sync_rides_out_a_20_second_database_outage_with_every_day_done_and_exact() {
-    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+    use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 
     let app = TestApp::start(SimulatorConfig {
         build_latency: Duration::from_millis(200),

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
+use sonnys_etl::domain::days::last_ended_day;
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::SimulatorConfig;
-use sonnys_etl::sync::last_ended_day;
+use sonnys_etl::rehearsal::simulator::SimulatorConfig;
 
 use crate::support::service::{ConfigFile, ServiceProcess};
-use crate::support::{fast_simulator, TestApp};
+use crate::support::{day_status, fast_simulator, TestApp};
 
 const SITES: [(&str, &str); 5] = [
     ("northside", "N01"),
@@ -35,12 +35,19 @@ fn service_toml(app: &TestApp, cron: &str, catch_up_days: u32, lookback_days: u3
 }
 
 /// The last `n` ended business days of a site, oldest first.
-fn recent_days(app: &TestApp, account: &str, code: &str, n: u64) -> Vec<NaiveDate> {
+/// The last `n` days that had ended in the site's zone at `at`.
+fn recent_days_at(
+    app: &TestApp,
+    account: &str,
+    code: &str,
+    n: u64,
+    at: chrono::DateTime<Utc>,
+) -> Vec<NaiveDate> {
     let site = app.site(account, code);
     let zone = site
         .timezone
         .unwrap_or_else(|| app.account(account).timezone);
-    let last = last_ended_day(parse_timezone(&zone).unwrap(), Utc::now());
+    let last = last_ended_day(parse_timezone(&zone).unwrap(), at);
     (0..n)
         .rev()
         .map(|back| last - chrono::Days::new(back))
@@ -59,26 +66,23 @@ async fn stored(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> i6
     .unwrap()
 }
 
-async fn day_status(app: &TestApp, account: &str, code: &str, date: NaiveDate) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
-    )
-    .bind(account)
-    .bind(code)
-    .bind(date)
-    .fetch_optional(&app.db.pool)
-    .await
-    .unwrap()
-}
-
 /// Every site's last `days` ended days are done and hold exactly what the
 /// simulator serves. The last `lookback` days may be being exported again by
 /// a later tick: `running`, with their rows already stored.
+/// The days the service's latest run chose are done. They are derived from
+/// the moment that run started (its `sonnys.runs` row), as the service
+/// derived them: a midnight in a site's zone since then would otherwise add
+/// a day the run could not have exported.
 async fn assert_caught_up(app: &TestApp, days: u64, lookback: u64) {
+    let started: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT max(started_at) FROM sonnys.runs")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("the service recorded its run");
     for (account, code) in SITES {
-        let dates = recent_days(app, account, code, days);
+        let dates = recent_days_at(app, account, code, days, started);
         for (i, date) in dates.iter().copied().enumerate() {
-            let status = day_status(app, account, code, date).await;
+            let status = day_status(&app.db.pool, account, code, date).await;
             let again = (i as u64) >= days - lookback && status.as_deref() == Some("running");
             assert!(
                 status.as_deref() == Some("done") || again,
@@ -104,7 +108,9 @@ async fn get(url: &str) -> (u16, String) {
 #[tokio::test]
 async fn the_service_catches_up_on_start_picks_up_a_late_void_on_a_later_tick_and_shows_it_all() {
     let app = TestApp::start(fast_simulator()).await;
-    let config = ConfigFile::new(&service_toml(&app, "*/2 * * * * *", 3, 1));
+    // Two lookback days: the day voided below stays in the lookback even if
+    // midnight passes in its zone before the next runs.
+    let config = ConfigFile::new(&service_toml(&app, "*/2 * * * * *", 3, 2));
     let mut service = ServiceProcess::start(&config.path, &[]);
     let endpoint = service.endpoint().await;
 
@@ -112,11 +118,13 @@ async fn the_service_catches_up_on_start_picks_up_a_late_void_on_a_later_tick_an
     service
         .wait_for("run finished", 1, Duration::from_secs(120))
         .await;
-    assert_caught_up(&app, 3, 1).await;
+    assert_caught_up(&app, 3, 2).await;
 
     // A transaction of yesterday is voided after it was exported: the
     // lookback re-exports yesterday on the next ticks.
-    let yesterday = *recent_days(&app, "northside", "N01", 1).last().unwrap();
+    let yesterday = *recent_days_at(&app, "northside", "N01", 1, Utc::now())
+        .last()
+        .unwrap();
     let id = app.served("northside", "N01", yesterday)[0]["id"]
         .as_str()
         .unwrap()
@@ -596,7 +604,7 @@ async fn metrics_count_every_request_the_simulator_saw() {
 
 #[tokio::test]
 async fn readyz_turns_503_while_the_database_is_down_and_200_when_it_returns() {
-    use sonnys_etl::pgserver::{Options, PrivatePostgres};
+    use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 
     let app = TestApp::start(fast_simulator()).await;
     let dir = crate::support::server_tempdir();

@@ -8,7 +8,9 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::Value;
-use sonnys_etl::simulator::{Faults, RecordShape, RunningSimulator, Simulator, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{
+    Faults, RecordShape, RunningSimulator, Simulator, SimulatorConfig,
+};
 
 const ID: &str = "northside-demo";
 

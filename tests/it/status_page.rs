@@ -107,7 +107,7 @@ fn last_run() -> RunFigures {
     RunFigures {
         started_at: "2026-11-29T09:30:00Z".parse().unwrap(),
         finished_at: "2026-11-29T09:44:03Z".parse().unwrap(),
-        outcome: "failed".to_owned(),
+        outcome: sonnys_etl::domain::states::RunOutcome::Failed,
         site_days: 40,
         done: 38,
         failed: 2,
@@ -136,7 +136,7 @@ fn snapshot() -> Snapshot {
             RunFigures {
                 started_at: "2026-11-28T09:30:00Z".parse().unwrap(),
                 finished_at: "2026-11-28T09:41:10Z".parse().unwrap(),
-                outcome: "ok".to_owned(),
+                outcome: sonnys_etl::domain::states::RunOutcome::Ok,
                 failed: 0,
                 done: 40,
                 ..last_run()

@@ -7,9 +7,10 @@ use std::str::FromStr;
 use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use sonnys_etl::domain::days::{last_ended_day, DaySelection};
 use sonnys_etl::domain::parse_timezone;
-use sonnys_etl::simulator::{RecordShape, SimulatorConfig};
-use sonnys_etl::sync::{last_ended_day, DaySelection, SyncPlan};
+use sonnys_etl::rehearsal::simulator::{RecordShape, SimulatorConfig};
+use sonnys_etl::sync::SyncPlan;
 use sqlx::Row;
 
 use crate::support::{fast_simulator, TestApp};

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sonnys_etl::simulator::{Faults, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{Faults, SimulatorConfig};
 use sqlx::Row;
 
 use crate::support::{fast_simulator, TestApp};
@@ -429,7 +429,10 @@ async fn a_refused_account_stops_alone_and_the_healthy_one_completes() {
         .find(|a| a.account == "northside")
         .unwrap();
     assert!(
-        desert.stopped.as_deref().is_some_and(|s| s.contains("403")),
+        desert
+            .stopped
+            .as_ref()
+            .is_some_and(|s| s.to_string().contains("403")),
         "{summary}"
     );
     assert!(north.ok(), "{summary}");

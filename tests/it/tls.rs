@@ -13,7 +13,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use sonnys_etl::database;
-use sonnys_etl::pgserver::{Options, PrivatePostgres, Tls};
+use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres, Tls};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 

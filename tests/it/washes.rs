@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
-use sonnys_etl::simulator::SimulatorConfig;
+use sonnys_etl::rehearsal::simulator::SimulatorConfig;
 use sonnys_etl::sync::SyncPlan;
 
 use crate::support::service::ConfigFile;
@@ -289,7 +289,7 @@ async fn the_apis_wash_list_counts_washes_whatever_their_departments() {
 async fn plan_counts_a_wash_list_request_a_page_without_history() {
     let app = TestApp::start(fast_simulator()).await;
     let at = Utc::now();
-    let selection = sonnys_etl::sync::DaySelection::Range {
+    let selection = sonnys_etl::domain::days::DaySelection::Range {
         from: at.date_naive() - chrono::Days::new(3),
         to: at.date_naive() - chrono::Days::new(2),
         missing_only: false,

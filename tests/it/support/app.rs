@@ -9,7 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sonnys_etl::configuration::{Settings, Sources};
 use sonnys_etl::domain::{parse_timezone, BusinessDay};
 use sonnys_etl::progress::Progress;
-use sonnys_etl::simulator::{RunningSimulator, SimAccount, SimSite, Simulator, SimulatorConfig};
+use sonnys_etl::rehearsal::simulator::{
+    RunningSimulator, SimAccount, SimSite, Simulator, SimulatorConfig,
+};
 use sonnys_etl::sync::{SyncPlan, SyncSummary, Syncer};
 use tokio_util::sync::CancellationToken;
 
@@ -111,7 +113,7 @@ impl TestApp {
     ) -> SyncSummary {
         let syncer = Syncer::new(Arc::new(self.settings()), self.db.pool.clone());
         let plan = SyncPlan {
-            days: sonnys_etl::sync::DaySelection::Range {
+            days: sonnys_etl::domain::days::DaySelection::Range {
                 from,
                 to,
                 missing_only: false,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand::Rng;
-use sonnys_etl::pgserver::{Options, PrivatePostgres};
+use sonnys_etl::rehearsal::pgserver::{Options, PrivatePostgres};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::OnceCell;

@@ -44,6 +44,24 @@ pub fn server_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// The status of a site-day in `sonnys.sync_days`, if it was ever exported.
+pub async fn day_status(
+    pool: &sqlx::PgPool,
+    account: &str,
+    site: &str,
+    date: chrono::NaiveDate,
+) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT status FROM sonnys.sync_days WHERE account = $1 AND site_code = $2 AND business_date = $3",
+    )
+    .bind(account)
+    .bind(site)
+    .bind(date)
+    .fetch_optional(pool)
+    .await
+    .expect("read the site-day's status")
+}
+
 mod app;
 
 pub use app::{fast_simulator, TestApp};

@@ -14,15 +14,16 @@ use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection};
 use url::Url;
 
+use super::pgserver::{server_answers, PrivatePostgres};
+use super::simulator::{Simulator, SimulatorConfig};
 use crate::configuration::{
-    redact_url, AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings,
-    Settings, SyncSettings,
+    AccountSettings, ApiSettings, DatabaseSettings, ScheduleSettings, ServerSettings, Settings,
+    SyncSettings,
 };
+use crate::database::redact_url;
 use crate::domain::{parse_timezone, AccountName, ApiId};
-use crate::pgserver::{server_answers, PrivatePostgres};
 use crate::progress::Progress;
 use crate::report::{Format, GroupBy, Kpi, ReportArgs};
-use crate::simulator::{Simulator, SimulatorConfig};
 use crate::sync::{SyncPlan, Syncer};
 
 /// The database the demo writes into on a server it did not start itself.
@@ -88,25 +89,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         database: DatabaseSettings {
             url: Some(SecretString::from(url.clone())),
             max_connections: 5,
-            outage_timeout: Duration::from_secs(300),
+            ..DatabaseSettings::default()
         },
         api: ApiSettings {
             base_url: Url::parse(&running.base_url())?,
-            requests_per_window: 20,
             window,
-            reserve: 0,
+            // The simulator answers at once: a small guard, shorter timeouts.
             jitter_guard: Duration::from_millis(50),
             request_timeout: Duration::from_secs(10),
             job_timeout: Duration::from_secs(120),
-            max_total_per_window: 50_000,
+            ..ApiSettings::default()
         },
         labour: crate::configuration::LabourSettings::default(),
         members: crate::configuration::MembersSettings::default(),
         reporting: crate::configuration::ReportingSettings::default(),
-        sync: SyncSettings {
-            max_concurrent_sites: 16,
-            lease: crate::store::LEASE,
-        },
+        sync: SyncSettings::default(),
         schedule: ScheduleSettings {
             schedule: crate::schedule::Schedule::parse("0 * * * * *", chrono_tz::UTC)
                 .map_err(anyhow::Error::msg)?,
@@ -117,7 +114,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         transactions: crate::configuration::TransactionSettings::default(),
         server: ServerSettings {
             listen: Some(args.listen),
-            shutdown_timeout: Duration::from_secs(30),
+            ..ServerSettings::default()
         },
         accounts,
     };

@@ -4,10 +4,23 @@
 //! Values are parsed once at the edge (configuration, /site/list) and trusted
 //! everywhere inside.
 
+pub mod days;
+pub mod states;
+
 use std::fmt;
 
 use chrono::{DateTime, Days, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+
+/// What one page changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageWrite {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Records quarantined in `sonnys.rejected_records`.
+    pub rejected: u64,
+}
 
 /// The longest span one `load-job` request may cover.
 pub const MAX_WINDOW_SECONDS: i64 = 24 * 60 * 60;

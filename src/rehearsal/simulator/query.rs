@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::chain::Chain;
+use super::gate::{ApiError, Caller};
 use super::jobs::Criteria;
-use super::server::{ApiError, Caller};
 
 /// The longest span one request's window may cover.
 const MAX_SPAN_SECS: i64 = 24 * 60 * 60;

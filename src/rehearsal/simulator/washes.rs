@@ -12,8 +12,8 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::gate::{query_params, ApiError, Caller};
 use super::jobs::{page, PAGE_SIZE};
-use super::server::{query_params, ApiError, Caller};
 use super::{lock, query, Simulator};
 
 /// The department the chain generates its wash items in.

@@ -210,6 +210,7 @@
 
 mod chain;
 mod cli;
+mod gate;
 mod jobs;
 mod members;
 mod people;

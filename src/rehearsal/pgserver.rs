@@ -3,7 +3,7 @@
 //!
 //! The server lives entirely in one data folder: its files, its log
 //! (`server.log`), its unix socket and the settings we add
-//! (`sonnys-etl.conf`; with [`PrivatePostgres::enable_tls`], also
+//! (`sonnys-etl.conf`; with TLS turned on by the tests, also
 //! `sonnys-etl-tls.conf`, `sonnys-etl-hba.conf` and the certificate and key).
 //! It keeps running after the program exits so the next
 //! run can reuse it; [`PrivatePostgres::stop`] stops it.
@@ -64,6 +64,10 @@ impl Options {
 }
 
 /// What a private server needs to accept TLS connections.
+///
+/// For the TLS tests only (see [`PrivatePostgres::enable_tls`]): hidden from
+/// the documentation, not part of the product.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Tls {
     /// The server's certificate (PEM), then any intermediate certificates.
@@ -161,6 +165,10 @@ impl PrivatePostgres {
     /// certificate and key (mode 0600, owned by the server's user, as
     /// PostgreSQL demands), puts the rules in front of initdb's, turns `ssl`
     /// on and restarts the server. Returns once it accepts connections.
+    ///
+    /// For the TLS tests only (the demo never needs TLS): hidden from the
+    /// documentation, not part of the product.
+    #[doc(hidden)]
     pub async fn enable_tls(&self, tls: &Tls) -> anyhow::Result<()> {
         self.write_server_file(TLS_CERT, &tls.certificate_pem, 0o600)?;
         self.write_server_file(TLS_KEY, &tls.private_key_pem, 0o600)?;

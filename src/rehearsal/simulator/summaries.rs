@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::chain::Quirks;
+use super::gate::{chosen, query_params, ApiError, Caller};
 use super::jobs::{page, PAGE_SIZE};
-use super::server::{chosen, query_params, ApiError, Caller};
 use super::{lock, query, Simulator};
 
 /// How long version 2 answers identical criteria from its cache.
@@ -143,7 +143,7 @@ fn summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::{Faults, SimulatorConfig};
+    use crate::rehearsal::simulator::{Faults, SimulatorConfig};
     use chrono::{TimeZone, Utc};
     use chrono_tz::Tz;
 

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chain::{format_instant, num, Quirks};
+use super::gate::{query_params, ApiError, Caller};
 use super::people::{chosen, MemberStatus, SimClockEntry, SimRecurringAccount, SimStatusChange};
-use super::server::{query_params, ApiError, Caller};
 use super::{lock, Simulator};
 
 /// The longest span of one clock-entries request.
