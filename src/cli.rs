@@ -64,8 +64,9 @@ pub enum Command {
     Migrate,
     /// Print the KPIs (sales, washes, memberships, conversion rate; with
     /// --kpis, labour cost and members) of a date range per site, account or
-    /// day, with a totals row.
-    Report(crate::report::ReportArgs),
+    /// day, with a totals row; with --departments, the item departments seen
+    /// and whether each counts as a wash.
+    Report(crate::report::ReportCommand),
     /// Try it all without credentials: start the simulator in-process, use
     /// DATABASE_URL (or a local or private PostgreSQL), sync the last 7 days of
     /// the sample chain and print per-site totals.
@@ -146,15 +147,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let settings = load_settings_without_keys(cli.config.as_deref())?;
             let url = settings.database_url()?;
-            crate::store::connect(url, 2).await?;
+            let pool = crate::store::connect(url, 2).await?;
+            crate::store::washes::apply_configured(&pool, &settings.reporting).await?;
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report(args) => {
+        Command::Report(report) => {
             let settings = load_settings_without_keys(cli.config.as_deref())?;
             let pool = crate::store::connect(settings.database_url()?, 2).await?;
             let mut out = std::io::stdout().lock();
-            crate::report::run(&pool, &args, &mut out).await?;
+            report.run(&pool, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "rehearsal")]
@@ -310,6 +312,7 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(settings);
     let pool =
         crate::store::connect(settings.database_url()?, settings.database.max_connections).await?;
+    crate::store::washes::apply_configured(&pool, &settings.reporting).await?;
     let mut syncer = Syncer::new(settings, pool);
     if let Some(data) = data {
         syncer = syncer.with_data(data);

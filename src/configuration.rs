@@ -16,6 +16,9 @@ use url::Url;
 
 use crate::domain::{parse_timezone, AccountName, ApiId, SiteCode};
 
+mod reporting;
+pub use reporting::ReportingSettings;
+
 /// The vendor's production endpoint.
 pub const PRODUCTION_BASE_URL: &str = "https://trigonapi.sonnyscontrols.com/v1";
 
@@ -54,6 +57,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub labour: LabourSettings,
     pub members: MembersSettings,
+    pub reporting: ReportingSettings,
     pub accounts: Vec<AccountSettings>,
 }
 
@@ -156,11 +160,18 @@ pub struct TransactionSettings {
     /// Read each exported site-day's summaries (`GET /transaction/version-2`)
     /// for the membership flags and status the live export lacks.
     pub summaries: bool,
+    /// Read each exported site-day's wash list (`GET
+    /// /transaction/type/wash`): the API's own classification of a wash,
+    /// which the views then prefer to the item departments.
+    pub wash_list: bool,
 }
 
 impl Default for TransactionSettings {
     fn default() -> Self {
-        Self { summaries: true }
+        Self {
+            summaries: true,
+            wash_list: false,
+        }
     }
 }
 
@@ -337,6 +348,8 @@ struct RawSettings {
     #[serde(default)]
     members: RawMembers,
     #[serde(default)]
+    reporting: reporting::RawReporting,
+    #[serde(default)]
     accounts: Vec<RawAccount>,
 }
 
@@ -365,6 +378,7 @@ struct RawSchedule {
 #[serde(deny_unknown_fields)]
 struct RawTransactions {
     summaries: Option<bool>,
+    wash_list: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -531,6 +545,7 @@ impl Settings {
             sync: raw.sync.check()?,
             schedule,
             transactions: raw.transactions.check(),
+            reporting: ReportingSettings::check(raw.reporting)?,
             server: raw.server.check()?,
             labour: raw.labour.check()?,
             members: raw.members.check()?,
@@ -765,6 +780,9 @@ impl RawTransactions {
             summaries: self
                 .summaries
                 .unwrap_or(TransactionSettings::default().summaries),
+            wash_list: self
+                .wash_list
+                .unwrap_or(TransactionSettings::default().wash_list),
         }
     }
 }

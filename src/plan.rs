@@ -8,7 +8,9 @@
 //! page per export window. Requests per page: the account's recorded ratio
 //! over those weeks, else 2.05 (a submit and a poll per page, and a few polls
 //! that find the job still working) plus 1 for the page's summaries when
-//! they are read. A lookback day checked by its summaries costs a summary
+//! they are read, plus at most 1 for its wash list when wash lists are read
+//! (one request per 100 washes; the recorded ratio counts them exactly). A
+//! lookback day checked by its summaries costs a summary
 //! request per page, and the rest of an export as often as the account's
 //! past checks of days that age found a change (every time, without any
 //! history). Each account also lists its sites once.
@@ -33,6 +35,9 @@ use crate::domain::{BusinessDay, SiteCode};
 pub const DEFAULT_REQUESTS_PER_PAGE: f64 = 2.05;
 /// Summary requests per page of 100 transactions.
 pub const SUMMARY_REQUESTS_PER_PAGE: f64 = 1.0;
+/// Wash-list requests per page of 100 transactions when wash lists are read
+/// (`[transactions] wash_list`): one per 100 washes, so at most one a page.
+pub const WASH_LIST_REQUESTS_PER_PAGE: f64 = 1.0;
 
 /// Requests per page without history: the export's, and the summaries'
 /// when they are read.
@@ -172,6 +177,11 @@ pub async fn forecast(
             requests_seen as f64 / pages_seen as f64
         } else {
             default_requests_per_page(summaries)
+                + if settings.transactions.wash_list {
+                    WASH_LIST_REQUESTS_PER_PAGE
+                } else {
+                    0.0
+                }
         };
         let checks = crate::store::lookback::check_history(
             pool,

@@ -1,6 +1,7 @@
 //! The `report` command: sales, labour and membership KPIs of a range of
 //! business days, read from the `reporting` views, for people (table) or
-//! tools (csv, json).
+//! tools (csv, json); with `--departments`, the item departments seen
+//! (`departments`).
 
 use std::io::Write;
 
@@ -8,6 +9,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
+
+mod departments;
+pub use departments::{departments, ReportCommand};
 
 /// What one row of the report stands for.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,13 +244,17 @@ impl Kpi {
 }
 
 /// Common table expressions the members figures read: the days of the
-/// selected accounts up to the end of the range (computed once: the view
-/// works out every member's history when read), and per billing site the
-/// range's figures.
+/// selected accounts the range needs (its days, and the day before it, or
+/// the latest day with data when the range starts after it: every site has
+/// a row for each day from its first to the chain's last), and per billing
+/// site the range's figures.
 const MEMBER_CTES: &str = "
     member_days AS MATERIALIZED (
         SELECT * FROM reporting.daily_site_members
-         WHERE business_date <= $2 AND (cardinality($3::text[]) = 0 OR account = ANY($3))
+         WHERE business_date <= $2
+           AND business_date >= least($1::date - 1,
+                                      (SELECT max(business_date) FROM reporting.daily_site_members))
+           AND (cardinality($3::text[]) = 0 OR account = ANY($3))
     ), member_sites AS (
         SELECT account, site_code,
                coalesce((array_agg(active_members ORDER BY business_date DESC)

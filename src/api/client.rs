@@ -270,6 +270,47 @@ impl Client {
         })
     }
 
+    /// GET /transaction/type/wash: one page (numbered from 1) of the ids of
+    /// a site window's transactions that hold a wash, as the API itself
+    /// classifies them (whatever the items' departments are called),
+    /// [`SUMMARY_PAGE_SIZE`] a page: paged like the summaries.
+    pub async fn wash_list_page(
+        &self,
+        site: &SiteCode,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+    ) -> Result<Page<String>, ApiError> {
+        const ENDPOINT: &str = "transaction/type/wash";
+        let request = self.http.get(self.url(ENDPOINT)).query(&[
+            ("startDate", window.start().to_string()),
+            ("endDate", window.end().to_string()),
+            ("site", site.as_str().to_owned()),
+            ("limit", SUMMARY_PAGE_SIZE.to_string()),
+            ("offset", page.to_string()),
+        ]);
+        let body = self
+            .send(ENDPOINT, priority, site.as_str(), request)
+            .await?;
+        let decode = |problem| ApiError::Decode {
+            endpoint: ENDPOINT,
+            problem,
+        };
+        let (raw, total) = envelope(body, "transactions").map_err(decode)?;
+        // The items are plain transaction summaries: only their id is used.
+        let items = raw
+            .iter()
+            .map(|item| Summary::from_raw(item).map(|s| s.id))
+            .collect::<Result<_, _>>()
+            .map_err(decode)?;
+        Ok(Page {
+            items,
+            page,
+            limit: SUMMARY_PAGE_SIZE,
+            total,
+        })
+    }
+
     /// GET /employee, one page of [`LIST_LIMIT`] employees.
     pub async fn employees_page(&self, page: u32) -> Result<Page<Employee>, ApiError> {
         const ENDPOINT: &str = "employee";

@@ -9,11 +9,14 @@
 //! the live export leaves out; the day is `done` only when the export and
 //! the summaries agree on its transaction ids; and a lookback day that is
 //! already `done` is first compared with them, and exported again only
-//! when they show a change.
+//! when they show a change. With `[transactions] wash_list = true`, the
+//! day's wash list is read before its pages too (`washes`).
 
 mod summaries;
+mod washes;
 
 pub use summaries::SummaryPolicy;
+pub use washes::WashListPolicy;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -309,6 +312,8 @@ pub struct AccountExport {
     /// Whether the days' summaries are read, and whether the account's
     /// were refused.
     pub summaries: SummaryPolicy,
+    /// Whether the days' wash lists are read (`washes`).
+    pub wash_list: WashListPolicy,
     /// Cancelled when the account must stop or the program shuts down.
     pub cancel: CancellationToken,
 }
@@ -491,6 +496,7 @@ impl DayExport<'_> {
             }
             tracing::info!("the day's summaries show a change; exporting it again");
         }
+        self.wash_list(&windows).await?;
         // Read twice at most: an id on one side only may be a transaction
         // that arrived between the two reads.
         let mut attempt = 0;

@@ -205,7 +205,9 @@ async fn connect(shared: &Shared, shutdown: &CancellationToken) -> Option<PgPool
         let settings = shared.settings();
         let attempt = async {
             let url = settings.database_url()?;
-            crate::store::connect(url, settings.database.max_connections).await
+            let pool = crate::store::connect(url, settings.database.max_connections).await?;
+            crate::store::washes::apply_configured(&pool, &settings.reporting).await?;
+            anyhow::Ok(pool)
         };
         match attempt.await {
             Ok(pool) => return Some(pool),

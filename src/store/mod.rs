@@ -13,6 +13,7 @@ pub mod runs;
 pub mod sites;
 pub mod status;
 pub mod transactions;
+pub mod washes;
 
 pub use crate::domain::PageWrite;
 pub use claims::*;

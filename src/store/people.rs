@@ -2,12 +2,14 @@
 //! (membership) accounts and their status changes. Each write is one
 //! set-based statement — one short transaction — keyed by the source's
 //! identity, rewriting only rows that changed, as the transactions are.
+//! A membership write also refreshes the days it touches of the member
+//! rollup (`reporting.daily_site_member_rollup`), in its transaction.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::RangeInclusive;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::PgPool;
 
@@ -251,6 +253,11 @@ pub async fn replace_clock_entries(
 /// Record membership accounts as `/recurring/account/list` reports them.
 /// A sign-up or cancel date sent as a bare date is stored as its local
 /// midnight in `account_zone` (see [`crate::api::people::ServedTime`]).
+///
+/// In the same transaction, the member rollup is refreshed for the days
+/// the write touches: for every account added, or whose billing site,
+/// sign-up or status changed, its billing sites (old and new) from its
+/// earliest event on.
 pub async fn upsert_recurring_accounts(
     pool: &PgPool,
     account: &AccountName,
@@ -263,38 +270,86 @@ pub async fn upsert_recurring_accounts(
             rows.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let inserted: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO sonnys.recurring_accounts AS a
-                (account, id, name, customer_id, sign_up_at, cancel_at, status, status_name,
-                 billing_site_id, billing_site_code, raw)
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                                  $7::int[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[])
-         ON CONFLICT (account, id) DO UPDATE SET
-                name = EXCLUDED.name, customer_id = EXCLUDED.customer_id, sign_up_at = EXCLUDED.sign_up_at,
-                cancel_at = EXCLUDED.cancel_at, status = EXCLUDED.status, status_name = EXCLUDED.status_name,
-                billing_site_id = EXCLUDED.billing_site_id, billing_site_code = EXCLUDED.billing_site_code,
-                raw = EXCLUDED.raw, last_changed_at = now()
-          WHERE (a.name, a.customer_id, a.sign_up_at, a.cancel_at, a.status, a.status_name,
-                 a.billing_site_id, a.billing_site_code, a.raw)
-                IS DISTINCT FROM
-                (EXCLUDED.name, EXCLUDED.customer_id, EXCLUDED.sign_up_at, EXCLUDED.cancel_at, EXCLUDED.status,
-                 EXCLUDED.status_name, EXCLUDED.billing_site_id, EXCLUDED.billing_site_code, EXCLUDED.raw)
-         RETURNING (a.xmax = 0)",
-    )
-    .bind(account.as_str())
-    .bind(column!(|a| a.id.as_str()))
-    .bind(column!(|a| a.name.as_deref()))
-    .bind(column!(|a| a.customer_id.as_deref()))
-    .bind(column!(|a| a.sign_up_at(account_zone)))
-    .bind(column!(|a| a.cancel_at(account_zone)))
-    .bind(column!(|a| a.status))
-    .bind(column!(|a| a.status_name.as_deref()))
-    .bind(column!(|a| a.billing_site_id))
-    .bind(column!(|a| a.billing_site_code.as_deref()))
-    .bind(column!(|a| &a.raw))
-    .fetch_all(pool)
-    .await?;
+    let mut tx = pool.begin().await?;
+    let written: Vec<MemberWritten> = sqlx::query_as(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                                      $7::int[], $8::text[], $9::bigint[], $10::text[], $11::jsonb[])
+                        AS u(id, name, customer_id, sign_up_at, cancel_at, status, status_name,
+                             billing_site_id, billing_site_code, raw)
+             ), old AS (
+                 -- the rows as they were: the statement's snapshot
+                 SELECT a.id, a.billing_site_code, a.sign_up_at, a.status_name
+                   FROM sonnys.recurring_accounts a
+                   JOIN input i ON a.account = $1 AND a.id = i.id
+             ), written AS (
+                 INSERT INTO sonnys.recurring_accounts AS a
+                        (account, id, name, customer_id, sign_up_at, cancel_at, status, status_name,
+                         billing_site_id, billing_site_code, raw)
+                 SELECT $1, * FROM input
+                 ON CONFLICT (account, id) DO UPDATE SET
+                        name = EXCLUDED.name, customer_id = EXCLUDED.customer_id, sign_up_at = EXCLUDED.sign_up_at,
+                        cancel_at = EXCLUDED.cancel_at, status = EXCLUDED.status, status_name = EXCLUDED.status_name,
+                        billing_site_id = EXCLUDED.billing_site_id, billing_site_code = EXCLUDED.billing_site_code,
+                        raw = EXCLUDED.raw, last_changed_at = now()
+                  WHERE (a.name, a.customer_id, a.sign_up_at, a.cancel_at, a.status, a.status_name,
+                         a.billing_site_id, a.billing_site_code, a.raw)
+                        IS DISTINCT FROM
+                        (EXCLUDED.name, EXCLUDED.customer_id, EXCLUDED.sign_up_at, EXCLUDED.cancel_at, EXCLUDED.status,
+                         EXCLUDED.status_name, EXCLUDED.billing_site_id, EXCLUDED.billing_site_code, EXCLUDED.raw)
+                 RETURNING a.id, (a.xmax = 0) AS inserted, a.billing_site_code, a.sign_up_at, a.status_name
+             )
+             SELECT w.inserted,
+                    -- what the member figures read changed
+                    (o.id IS NULL
+                     OR (o.billing_site_code, o.sign_up_at, o.status_name)
+                        IS DISTINCT FROM (w.billing_site_code, w.sign_up_at, w.status_name)) AS touched,
+                    w.billing_site_code AS site,
+                    o.billing_site_code AS old_site,
+                    least(w.sign_up_at, o.sign_up_at,
+                          (SELECT min(c.status_at) FROM sonnys.recurring_status_changes c
+                            WHERE c.account = $1 AND c.recurring_id = w.id)) AS since
+               FROM written w
+               LEFT JOIN old o ON o.id = w.id",
+        )
+        .bind(account.as_str())
+        .bind(column!(|a| a.id.as_str()))
+        .bind(column!(|a| a.name.as_deref()))
+        .bind(column!(|a| a.customer_id.as_deref()))
+        .bind(column!(|a| a.sign_up_at(account_zone)))
+        .bind(column!(|a| a.cancel_at(account_zone)))
+        .bind(column!(|a| a.status))
+        .bind(column!(|a| a.status_name.as_deref()))
+        .bind(column!(|a| a.billing_site_id))
+        .bind(column!(|a| a.billing_site_code.as_deref()))
+        .bind(column!(|a| &a.raw))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut touched = MemberDays::default();
+    for w in &written {
+        if let (true, Some(since)) = (w.touched, w.since) {
+            touched.add(w.site.as_deref(), since);
+            if w.old_site != w.site {
+                touched.add(w.old_site.as_deref(), since);
+            }
+        }
+    }
+    touched.refresh(&mut tx, account).await?;
+    tx.commit().await?;
+    let inserted: Vec<bool> = written.iter().map(|w| w.inserted).collect();
     Ok(counted(rows.len(), &inserted))
+}
+
+/// A membership account as written, with what the member rollup needs.
+#[derive(sqlx::FromRow)]
+struct MemberWritten {
+    inserted: bool,
+    /// Its billing site, sign-up or status changed (or it is new).
+    touched: bool,
+    site: Option<String>,
+    old_site: Option<String>,
+    /// The earliest of its sign-ups (old and new) and first change.
+    since: Option<DateTime<Utc>>,
 }
 
 /// Record membership status changes as `/recurring/account/status-list`
@@ -302,6 +357,13 @@ pub async fn upsert_recurring_accounts(
 /// corrects their details, and never removes one. A `status_date` sent as
 /// a bare date is stored as its local midnight in `account_zone` (see
 /// [`crate::api::people::ServedTime`]).
+///
+/// In the same transaction, the member rollup is refreshed for the days
+/// the written changes touch: each one's member at its billing site, from
+/// the change's day on; from the member's sign-up day when the change is
+/// dated before it (it then counts on the sign-up day), or may be its
+/// first and changes its status at sign-up (a first change's `old_status`
+/// is the status from the sign-up on).
 pub async fn upsert_status_changes(
     pool: &PgPool,
     account: &AccountName,
@@ -320,21 +382,48 @@ pub async fn upsert_status_changes(
             rows.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let inserted: Vec<bool> = sqlx::query_scalar(
-        "INSERT INTO sonnys.recurring_status_changes AS c
-                (account, recurring_id, status_at, new_status, old_status, washbook_account_id,
-                 employee_name, site_code, raw)
-         SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::jsonb[])
-         ON CONFLICT (account, recurring_id, status_at, new_status) DO UPDATE SET
-                old_status = EXCLUDED.old_status, washbook_account_id = EXCLUDED.washbook_account_id,
-                employee_name = EXCLUDED.employee_name, site_code = EXCLUDED.site_code,
-                raw = EXCLUDED.raw, last_changed_at = now()
-          WHERE (c.old_status, c.washbook_account_id, c.employee_name, c.site_code, c.raw)
-                IS DISTINCT FROM
-                (EXCLUDED.old_status, EXCLUDED.washbook_account_id, EXCLUDED.employee_name,
-                 EXCLUDED.site_code, EXCLUDED.raw)
-         RETURNING (c.xmax = 0)",
+    let mut tx = pool.begin().await?;
+    let written: Vec<(bool, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "WITH written AS (
+             INSERT INTO sonnys.recurring_status_changes AS c
+                    (account, recurring_id, status_at, new_status, old_status, washbook_account_id,
+                     employee_name, site_code, raw)
+             SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+                                      $7::text[], $8::text[], $9::jsonb[])
+             ON CONFLICT (account, recurring_id, status_at, new_status) DO UPDATE SET
+                    old_status = EXCLUDED.old_status, washbook_account_id = EXCLUDED.washbook_account_id,
+                    employee_name = EXCLUDED.employee_name, site_code = EXCLUDED.site_code,
+                    raw = EXCLUDED.raw, last_changed_at = now()
+              WHERE (c.old_status, c.washbook_account_id, c.employee_name, c.site_code, c.raw)
+                    IS DISTINCT FROM
+                    (EXCLUDED.old_status, EXCLUDED.washbook_account_id, EXCLUDED.employee_name,
+                     EXCLUDED.site_code, EXCLUDED.raw)
+             RETURNING c.recurring_id, c.status_at, c.new_status, c.old_status, (c.xmax = 0) AS inserted
+         )
+         SELECT w.inserted, a.billing_site_code,
+                CASE
+                     -- a change of a member not in the account list counts nowhere (yet)
+                     WHEN a.id IS NULL THEN NULL
+                     -- a change before the sign-up counts on the sign-up day
+                     WHEN w.status_at < a.sign_up_at THEN w.status_at
+                     -- a member's first change decides its status at sign-up: when
+                     -- that changes, so do the days from the sign-up on
+                     WHEN NOT EXISTS (SELECT 1 FROM sonnys.recurring_status_changes p
+                                       WHERE p.account = $1 AND p.recurring_id = w.recurring_id
+                                         AND (p.status_at, p.new_status) < (w.status_at, w.new_status))
+                          AND coalesce(coalesce(w.old_status, a.status_name) = 'Active', false)
+                              <> coalesce(coalesce(f.old_status, a.status_name) = 'Active', false)
+                     THEN least(w.status_at, a.sign_up_at)
+                     -- else it changes its own day and the days after
+                     ELSE w.status_at
+                END
+           FROM written w
+           LEFT JOIN sonnys.recurring_accounts a ON a.account = $1 AND a.id = w.recurring_id
+           -- the member's first change as stored before this write
+           LEFT JOIN LATERAL (SELECT f.old_status FROM sonnys.recurring_status_changes f
+                               WHERE f.account = $1 AND f.recurring_id = w.recurring_id
+                               ORDER BY f.status_at, f.new_status
+                               LIMIT 1) f ON true",
     )
     .bind(account.as_str())
     .bind(column!(|c| c.recurring_id.as_str()))
@@ -345,9 +434,54 @@ pub async fn upsert_status_changes(
     .bind(column!(|c| c.employee_name.as_deref()))
     .bind(column!(|c| c.site_code.as_deref()))
     .bind(column!(|c| &c.raw))
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    let mut touched = MemberDays::default();
+    for (_, site, since) in &written {
+        if let Some(since) = since {
+            touched.add(site.as_deref(), *since);
+        }
+    }
+    touched.refresh(&mut tx, account).await?;
+    tx.commit().await?;
+    let inserted: Vec<bool> = written.iter().map(|w| w.0).collect();
     Ok(counted(rows.len(), &inserted))
+}
+
+/// The member rollup's days a write touched: per billing site (`None`:
+/// members without one), the earliest moment from which its local days
+/// are recomputed.
+#[derive(Debug, Default)]
+struct MemberDays {
+    since: HashMap<Option<String>, DateTime<Utc>>,
+}
+
+impl MemberDays {
+    fn add(&mut self, site: Option<&str>, since: DateTime<Utc>) {
+        let at = self.since.entry(site.map(str::to_owned)).or_insert(since);
+        *at = (*at).min(since);
+    }
+
+    /// `reporting.refresh_member_sites` for the touched sites, in the
+    /// writing transaction: the rollup commits with the records.
+    async fn refresh(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        account: &AccountName,
+    ) -> sqlx::Result<()> {
+        if self.since.is_empty() {
+            return Ok(());
+        }
+        let (sites, since): (Vec<Option<String>>, Vec<DateTime<Utc>>) =
+            self.since.into_iter().unzip();
+        sqlx::query("SELECT reporting.refresh_member_sites($1, $2, $3)")
+            .bind(account.as_str())
+            .bind(sites)
+            .bind(since)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }
 
 // ---- what the labour and membership exports covered (`sonnys.people_syncs`) ----

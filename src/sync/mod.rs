@@ -227,6 +227,7 @@ impl Syncer {
             outage: self.settings.database.outage_timeout,
             on_claimed: plan.days.on_claimed(),
             summaries: SummaryPolicy::new(self.settings.transactions.summaries),
+            wash_list: crate::export::WashListPolicy::new(self.settings.transactions.wash_list),
             lease: self.settings.sync.lease,
             cancel: shutdown.child_token(),
         };

@@ -599,6 +599,11 @@ const fn product(name: &'static str, sku: &'static str, cents: i64) -> Product {
     Product { name, sku, cents }
 }
 
+/// The position of a wash product in the menu (Basic, Deluxe, Ultimate).
+pub(crate) fn wash_product(name: &str) -> Option<usize> {
+    WASHES.iter().position(|p| p.name == name)
+}
+
 const WASHES: &[Product] = &[
     product("Basic Wash", "1001", 1000),
     product("Deluxe Wash", "1002", 1500),

@@ -118,6 +118,17 @@ pub struct SimulateArgs {
     /// carry "total": null.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     pub job_null_total_rate: f64,
+
+    /// Department names of the wash items, comma-separated, by wash product
+    /// (Basic, Deluxe, Ultimate in turn), e.g. "Express Washes,Full Serve".
+    /// /transaction/type/wash lists them whatever their names.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "Wash"
+    )]
+    pub wash_departments: Vec<String>,
 }
 
 fn probability(text: &str) -> Result<f64, String> {
@@ -141,6 +152,7 @@ impl SimulateArgs {
             build_latency: self.build_latency,
             max_age_days: self.max_age_days,
             extra_sites: self.extra_sites,
+            wash_departments: self.wash_departments.clone(),
             shape: if self.spec_shape {
                 RecordShape::Spec
             } else {

@@ -105,6 +105,7 @@ enum Family {
     Labour,
     Members,
     Summaries,
+    TypeList,
     Other,
 }
 
@@ -116,6 +117,8 @@ impl Family {
             Self::Members
         } else if path == "/v1/transaction" || path == "/v1/transaction/version-2" {
             Self::Summaries
+        } else if path.starts_with("/v1/transaction/type/") {
+            Self::TypeList
         } else {
             Self::Other
         }
@@ -157,6 +160,7 @@ pub(super) async fn gate(State(sim): State<Simulator>, mut req: Request, next: N
             Family::Labour => counters.labour_requests += 1,
             Family::Members => counters.member_requests += 1,
             Family::Summaries => counters.summary_requests += 1,
+            Family::TypeList => counters.type_list_requests += 1,
             Family::Other => {}
         }
         if let Some(verdict) = verdict {

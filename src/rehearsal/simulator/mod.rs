@@ -92,6 +92,16 @@
 //! [`Simulator::clear_job_cache`] clears it along with the job hashes.
 //! `/transaction` is not cached. [`Counters::summary_requests`] counts both.
 //!
+//! `GET /v1/transaction/type/{item_type}` (`wash`, `prepaid-wash`,
+//! `recurring`, `merchandise`; `washbook`, `giftcard` and `house-account`
+//! are always empty) pages the `/transaction` items of the window's
+//! transactions holding an item of that type, the API's own classification;
+//! not cached, counted in [`Counters::type_list_requests`]. With
+//! [`SimulatorConfig::wash_departments`] (`simulate --wash-departments`)
+//! the wash items are served under other department names, as operators
+//! name them ("Express Washes", "Full Serve"); `type/wash` lists them all
+//! the same.
+//!
 //! # Where the reference is silent
 //!
 //! The simulator picks the reading that asks the most of a client, so a
@@ -210,6 +220,7 @@ mod server;
 mod staff;
 mod summaries;
 mod throttle;
+mod washes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -257,6 +268,11 @@ pub struct SimulatorConfig {
     pub extra_sites: u32,
     /// Which fields `get-job-data` records carry (the live service: [`RecordShape::Live`]).
     pub shape: RecordShape,
+    /// The department names the chain's wash items are served in, by wash
+    /// product (Basic, Deluxe, Ultimate in turn); `["Wash"]` by default.
+    /// `/transaction/type/wash` lists the transactions holding one,
+    /// whatever its name.
+    pub wash_departments: Vec<String>,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -298,6 +314,7 @@ impl Default for SimulatorConfig {
             max_age_days: 183,
             extra_sites: 0,
             shape: RecordShape::Live,
+            wash_departments: vec!["Wash".to_string()],
             // The live service sends "" for unset strings and sometimes a
             // null list total; default to both.
             faults: Faults {
@@ -411,6 +428,9 @@ pub struct Counters {
     /// Requests to the summaries, `/transaction/version-2` and
     /// `/transaction`, counted like `requests`.
     pub summary_requests: u64,
+    /// Requests to `/transaction/type/{item_type}` (the wash lists),
+    /// counted like `requests`.
+    pub type_list_requests: u64,
 }
 
 /// An account of the sample chain, with its demo credentials.
@@ -467,6 +487,7 @@ struct Inner {
     build_latency: Duration,
     max_age_days: i64,
     shape: RecordShape,
+    wash_departments: Vec<String>,
     chain: Chain,
     staff: Staff,
     members: Members,
@@ -507,6 +528,7 @@ impl Simulator {
                 build_latency: config.build_latency,
                 max_age_days: config.max_age_days,
                 shape: config.shape,
+                wash_departments: config.wash_departments,
                 staff: Staff::new(config.seed, chain.accounts()),
                 members: Members::new(config.seed),
                 chain,
@@ -603,7 +625,9 @@ impl Simulator {
                 state.overrides.get(api_id),
             )
             .iter()
-            .map(|r| chain::render(r, quirks))
+            .map(|r| {
+                washes::name_departments(chain::render(r, quirks), &self.inner.wash_departments)
+            })
             .collect()
     }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::chain::render;
 use super::gate::{chosen, gate, query_params, roll, ApiError, Caller};
 use super::jobs::{build_time, page, Job, Outcome, PAGE_SIZE};
-use super::{lock, people_routes, query, summaries, Simulator};
+use super::{lock, people_routes, query, summaries, washes, Simulator};
 
 /// Builds the routes; everything else answers 404 `EntityNotFoundError`.
 pub(crate) fn router(sim: Simulator) -> Router {
@@ -23,6 +23,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1/transaction/get-job-data", get(get_job_data))
         .route("/v1/transaction", get(summaries::plain))
         .route("/v1/transaction/version-2", get(summaries::version_2))
+        .route("/v1/transaction/type/{item_type}", get(washes::by_type))
         .route("/v1/employee", get(people_routes::employees))
         .route(
             "/v1/employee/{employee_id}/clock-entries",
@@ -184,7 +185,11 @@ async fn get_job_data(
             let shape = sim.inner.shape;
             let mut data: Vec<Value> = data
                 .iter()
-                .map(|r| shape.apply(render(r, quirks)))
+                .map(|r| {
+                    let r =
+                        washes::name_departments(render(r, quirks), &sim.inner.wash_departments);
+                    shape.apply(r)
+                })
                 .collect();
             let faults = state.faults.clone();
             let mut bad_records = 0;
