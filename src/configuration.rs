@@ -545,10 +545,10 @@ impl Settings {
             sync: raw.sync.check()?,
             schedule,
             transactions: raw.transactions.check(),
+            reporting: ReportingSettings::check(raw.reporting)?,
             server: raw.server.check()?,
             labour: raw.labour.check()?,
             members: raw.members.check()?,
-            reporting: ReportingSettings::check(raw.reporting)?,
             accounts: check_accounts(raw.accounts, env, keys)?,
         })
     }

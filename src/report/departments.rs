@@ -18,7 +18,7 @@ pub struct ReportCommand {
     pub args: ReportArgs,
     /// Instead of the KPIs: every item department seen in the range (items
     /// not voided), with its item and transaction counts and whether it
-    /// counts as a wash ([reporting] wash_departments).
+    /// counts as a wash (`[reporting] wash_departments`).
     #[arg(long, conflicts_with_all = ["by", "kpis"])]
     pub departments: bool,
 }
