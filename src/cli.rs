@@ -100,6 +100,15 @@ pub struct SyncArgs {
     /// (default: transactions plus what `[labour]` and `[members]` enable).
     #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
     pub data: Option<crate::people::DataKinds>,
+    /// Whose slots this sync may take on an API id it shares with the
+    /// service (or other processes): `normal` like the service's nightly
+    /// work; `background` only the slots no other process's normal work
+    /// waits for, so a backfill beside the service never delays the night.
+    /// Default: `background` when every day of the range is older than the
+    /// service's nightly range (the last `schedule.catch_up_days` ended days
+    /// in each site's zone), else `normal`.
+    #[arg(long, value_enum, value_name = "PRIORITY")]
+    pub priority: Option<crate::budget::PriorityClass>,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +325,9 @@ async fn sync(settings: Settings, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let mut syncer = Syncer::new(settings, pool);
     if let Some(data) = data {
         syncer = syncer.with_data(data);
+    }
+    if let Some(priority) = args.priority {
+        syncer = syncer.with_priority(priority);
     }
     syncer.check(&plan).map_err(anyhow::Error::msg)?;
     let shutdown = crate::shutdown::on_signal_or_hangup();

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Allowance;
+use super::{Allowance, PriorityClass, Wants};
 
 /// The outcome of asking the ledger for slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
     /// Slots reserved now; each is one request that may be sent.
     pub granted: u32,
-    /// How long until a further slot may free; zero if one is free now.
+    /// How long until a further slot may free (or, for a class held back,
+    /// until it is worth asking again); zero if one is free now.
     pub retry_in: Duration,
+    /// The least urgent class the slots may go to: classes below it were
+    /// held back because another process waits with a more urgent one.
+    pub lowest_admitted: PriorityClass,
 }
 
 /// The ledger could not be asked; the caller retries and sends nothing meanwhile.
@@ -29,19 +33,23 @@ pub enum LedgerError {
 /// Send times of one API id, in a sliding window of the allowance's window
 /// plus guard.
 pub trait Ledger: Send + 'static {
-    /// Reserve up to `wanted` slots while keeping at most `limit` sends in
-    /// the window. Reserved slots are spent whether used or not.
+    /// Reserve up to `wanted.total()` slots while keeping at most `limit`
+    /// sends in the window, the most urgent classes first. Reserved slots
+    /// are spent whether used or not. What is not granted waits: a shared
+    /// ledger tells the other processes, which then hold back their less
+    /// urgent requests until this budget asks again.
     fn reserve(
         &mut self,
         limit: u32,
-        wanted: u32,
+        wanted: Wants,
     ) -> impl Future<Output = Result<Reservation, LedgerError>> + Send;
 
     /// Grant nothing for the next `pause`: a 429 said the id is overspent.
     fn block(&mut self, pause: Duration) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
 
-/// A ledger for one process: exact, but blind to other consumers of the id.
+/// A ledger for one process: exact, but blind to other consumers of the id
+/// (and so to their priorities).
 #[derive(Debug)]
 pub struct InMemoryLedger {
     /// How long a send occupies its slot: the window plus the guard.
@@ -66,6 +74,7 @@ impl InMemoryLedger {
             return Reservation {
                 granted: 0,
                 retry_in: until - now,
+                lowest_admitted: PriorityClass::LOWEST,
             };
         }
         while self.sent.front().is_some_and(|t| *t + self.life <= now) {
@@ -81,13 +90,17 @@ impl InMemoryLedger {
                 (*t + self.life).saturating_duration_since(now)
             })
         };
-        Reservation { granted, retry_in }
+        Reservation {
+            granted,
+            retry_in,
+            lowest_admitted: PriorityClass::LOWEST,
+        }
     }
 }
 
 impl Ledger for InMemoryLedger {
-    async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
-        Ok(self.reserve_at(Instant::now(), limit, wanted))
+    async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
+        Ok(self.reserve_at(Instant::now(), limit, wanted.total()))
     }
 
     async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {

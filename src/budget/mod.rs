@@ -18,14 +18,25 @@
 //! [`PgLedger`] keeps the send times in PostgreSQL, so that every process
 //! using an API id (the service, a backfill beside it, replicas) shares its
 //! one allowance — and its pause after a 429.
+//!
+//! Each request also has a [`PriorityClass`], the budget handle's: nightly
+//! work is [`PriorityClass::Normal`], history (a backfill, `sync --priority
+//! background`) [`PriorityClass::Background`]. The queue serves a higher
+//! class first, and the shared ledger makes it hold across processes: no
+//! process takes a slot for a background request while another waits with
+//! a normal one.
 
+mod class;
 mod ledger;
 mod pg_ledger;
 
+pub use class::{PriorityClass, Wants};
 pub use ledger::{InMemoryLedger, Ledger, LedgerError, Reservation};
-pub use pg_ledger::PgLedger;
+pub use pg_ledger::{PgLedger, HELD_BACK_RETRY, WAITER_GRACE};
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +46,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::domain::ApiId;
 
-/// What a request is for; lower is served first.
+/// What a request is for, within its [`PriorityClass`]; lower is served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     /// Polling a job that is probably ready: finishes work already paid for.
@@ -72,10 +83,14 @@ pub struct BudgetStats {
 }
 
 /// A shared request budget. Cheap to clone; all clones share one queue.
+/// A handle asks at its [`PriorityClass`] ([`Budget::with_class`]; normal
+/// unless said otherwise).
 #[derive(Clone)]
 pub struct Budget {
     tx: mpsc::UnboundedSender<Message>,
     stats: Arc<Mutex<BudgetStats>>,
+    /// The class of this handle's requests, shared with its clones.
+    class: Arc<AtomicU8>,
 }
 
 /// The budget's owner task has stopped; only at shutdown.
@@ -85,6 +100,7 @@ pub struct Closed;
 
 enum Message {
     Acquire {
+        class: PriorityClass,
         priority: Priority,
         lane: Arc<str>,
         reply: oneshot::Sender<()>,
@@ -111,7 +127,32 @@ impl Budget {
             ..Default::default()
         }));
         tokio::spawn(run(allowance, ledger, rx, stats.clone()));
-        Self { tx, stats }
+        Self {
+            tx,
+            stats,
+            class: Arc::new(AtomicU8::new(PriorityClass::Normal as u8)),
+        }
+    }
+
+    /// A handle on the same budget (the same queue and slots) whose requests
+    /// go at `class`, e.g. [`PriorityClass::Background`] for a backfill
+    /// beside the nightly work. Its clones share its class.
+    pub fn with_class(&self, class: PriorityClass) -> Budget {
+        Budget {
+            tx: self.tx.clone(),
+            stats: self.stats.clone(),
+            class: Arc::new(AtomicU8::new(class as u8)),
+        }
+    }
+
+    /// Change the class of this handle and its clones, for the requests they
+    /// ask for from now on.
+    pub fn set_class(&self, class: PriorityClass) {
+        self.class.store(class as u8, Ordering::Relaxed);
+    }
+
+    pub fn class(&self) -> PriorityClass {
+        PriorityClass::from_level(i16::from(self.class.load(Ordering::Relaxed)))
     }
 
     /// Wait for the right to send one request. `lane` names who asks (a site),
@@ -120,6 +161,7 @@ impl Budget {
         let (reply, granted) = oneshot::channel();
         self.tx
             .send(Message::Acquire {
+                class: self.class(),
                 priority,
                 lane: Arc::from(lane),
                 reply,
@@ -139,12 +181,20 @@ impl Budget {
 }
 
 struct Waiter {
+    class: PriorityClass,
     priority: Priority,
     /// Virtual time of this request: a lane's requests get successive tags,
     /// so lanes take turns however many requests each has queued.
     tag: u64,
     seq: u64,
     reply: oneshot::Sender<()>,
+}
+
+impl Waiter {
+    /// The most urgent class first, then the priority, then fair queuing.
+    fn order(&self) -> (Reverse<PriorityClass>, Priority, u64, u64) {
+        (Reverse(self.class), self.priority, self.tag, self.seq)
+    }
 }
 
 /// The local side of a budget: who goes next, and how fast after a 429.
@@ -157,13 +207,18 @@ struct Queue {
     unpublished_pause: Option<Duration>,
     /// When the ledger said a slot may free; it is not asked before then.
     ledger_free_at: Option<Instant>,
+    /// The class the ledger last recorded this budget as waiting with
+    /// (`None`: not waiting). A waiter of a more urgent class makes the
+    /// budget ask the ledger at once, so that other processes hold back.
+    registered: Option<PriorityClass>,
     /// Ledger failures in a row, for the backoff.
     failures: u32,
     /// When the pace was last lowered or raised.
     pace_changed: Instant,
     waiters: Vec<Waiter>,
-    /// The last tag given to each lane.
-    last_tag: HashMap<Arc<str>, u64>,
+    /// The last tag given to each lane of each class (a site's backfill and
+    /// its nightly days take turns with the other sites apart).
+    last_tag: HashMap<(PriorityClass, Arc<str>), u64>,
     /// The tag of the latest grant: a lane that was idle starts here, not
     /// where it left off, so it shares fairly instead of bursting to catch up.
     clock: u64,
@@ -178,6 +233,7 @@ impl Queue {
             paused_until: None,
             unpublished_pause: None,
             ledger_free_at: None,
+            registered: None,
             failures: 0,
             pace_changed: Instant::now(),
             waiters: Vec::new(),
@@ -191,12 +247,19 @@ impl Queue {
         self.allowance.window + self.allowance.guard
     }
 
-    fn enqueue(&mut self, priority: Priority, lane: Arc<str>, reply: oneshot::Sender<()>) {
-        let last = self.last_tag.entry(lane).or_insert(0);
+    fn enqueue(
+        &mut self,
+        class: PriorityClass,
+        priority: Priority,
+        lane: Arc<str>,
+        reply: oneshot::Sender<()>,
+    ) {
+        let last = self.last_tag.entry((class, lane)).or_insert(0);
         let tag = (*last).max(self.clock) + 1;
         *last = tag;
         self.seq += 1;
         self.waiters.push(Waiter {
+            class,
             priority,
             tag,
             seq: self.seq,
@@ -207,10 +270,11 @@ impl Queue {
     fn handle(&mut self, message: Message, stats: &Mutex<BudgetStats>) {
         match message {
             Message::Acquire {
+                class,
                 priority,
                 lane,
                 reply,
-            } => self.enqueue(priority, lane, reply),
+            } => self.enqueue(class, priority, lane, reply),
             Message::RateLimited { retry_after } => {
                 self.rate_limited(Instant::now(), retry_after);
                 stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
@@ -250,11 +314,34 @@ impl Queue {
         }
     }
 
+    /// Whether the ledger knows this budget waits with its most urgent class
+    /// (waiting with the lowest class holds back nobody, so need not be told).
+    fn ledger_knows(&self) -> bool {
+        let Some(best) = self.waiters.iter().map(|w| w.class).max() else {
+            return true;
+        };
+        best == PriorityClass::LOWEST || self.registered.is_some_and(|r| r >= best)
+    }
+
+    /// The slots to ask for: as many as waiters, up to the pace, for the
+    /// most urgent classes first.
+    fn wants(&self) -> Wants {
+        let mut left = (self.waiters.len() as u32).min(self.pace);
+        let mut wants = Wants::default();
+        for class in PriorityClass::ALL.iter().rev() {
+            let n = (self.waiters.iter().filter(|w| w.class == *class).count() as u32).min(left);
+            wants.add(*class, n);
+            left -= n;
+        }
+        wants
+    }
+
     /// Grant every waiter that can go now; returns when to look again.
     /// Requests that arrive in `inbox` while the ledger is asked join the
     /// queue before the slots are handed out, so a slot reserved while a
     /// [`Priority::Background`] request was alone still goes to an export
-    /// request that came meanwhile.
+    /// request that came meanwhile. A slot goes only to a class the ledger
+    /// admitted.
     async fn grant(
         &mut self,
         ledger: &mut impl Ledger,
@@ -279,12 +366,12 @@ impl Queue {
             return None;
         }
         if let Some(at) = self.ledger_free_at {
-            if at > now {
+            if at > now && self.ledger_knows() {
                 return Some(self.look_again(at, now));
             }
             self.ledger_free_at = None;
         }
-        let wanted = (self.waiters.len() as u32).min(self.pace);
+        let wanted = self.wants();
         let reservation = match ledger.reserve(self.pace, wanted).await {
             Ok(r) => r,
             Err(error) => {
@@ -306,14 +393,19 @@ impl Queue {
         while let Ok(message) = inbox.try_recv() {
             self.handle(message, stats);
         }
+        self.registered = wanted.waiting_after(reservation.granted);
         let mut slots = reservation.granted;
-        while slots > 0 && !self.waiters.is_empty() {
-            let best = self
+        while slots > 0 {
+            let Some(best) = self
                 .waiters
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, w)| (w.priority, w.tag, w.seq))
-                .map(|(i, _)| i)?;
+                .filter(|(_, w)| w.class >= reservation.lowest_admitted)
+                .min_by_key(|(_, w)| w.order())
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
             let w = self.waiters.swap_remove(best);
             // A waiter that left passes its slot on; a slot nobody takes is
             // spent all the same.
@@ -333,6 +425,10 @@ impl Queue {
         let now = Instant::now();
         let at = now + reservation.retry_in;
         self.ledger_free_at = Some(at);
+        if !self.ledger_knows() {
+            // A more urgent request came while the ledger was asked.
+            return Some(now);
+        }
         Some(self.look_again(at, now))
     }
 }
@@ -423,7 +519,7 @@ mod tests {
     }
 
     impl Ledger for Flaky {
-        async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
+        async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
             *self.calls.lock().unwrap() += 1;
             if self.failures > 0 {
                 self.failures -= 1;
@@ -441,7 +537,7 @@ mod tests {
     struct Slow(InMemoryLedger);
 
     impl Ledger for Slow {
-        async fn reserve(&mut self, limit: u32, wanted: u32) -> Result<Reservation, LedgerError> {
+        async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
             tokio::time::sleep(Duration::from_millis(10)).await;
             self.0.reserve(limit, wanted).await
         }
@@ -552,5 +648,84 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(350));
         assert_eq!(*calls.lock().unwrap(), 4);
         assert_eq!(budget.stats().granted, 1);
+    }
+
+    /// A ledger that records what each reservation asked for, and when.
+    struct Recording {
+        asked: Arc<Mutex<Vec<(Instant, Wants)>>>,
+        inner: InMemoryLedger,
+    }
+
+    impl Ledger for Recording {
+        async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
+            self.asked.lock().unwrap().push((Instant::now(), wanted));
+            self.inner.reserve(limit, wanted).await
+        }
+
+        async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
+            self.inner.block(pause).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_class_request_goes_after_every_normal_one_whatever_its_priority() {
+        let budget = Budget::new(one_per_second());
+        let backfill = budget.with_class(PriorityClass::Background);
+        assert_eq!(backfill.class(), PriorityClass::Background);
+        assert_eq!(budget.class(), PriorityClass::Normal);
+        budget.acquire(Priority::Open, "x").await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let ask = |handle: &Budget, priority, name: &'static str| {
+            let (handle, order) = (handle.clone(), order.clone());
+            tokio::spawn(async move {
+                handle.acquire(priority, "x").await.unwrap();
+                order.lock().unwrap().push(name);
+            })
+        };
+        let mut tasks = vec![ask(&backfill, Priority::Poll, "backfill poll")];
+        tokio::task::yield_now().await;
+        tasks.push(ask(&budget, Priority::Background, "people"));
+        tokio::task::yield_now().await;
+        tasks.push(ask(&budget, Priority::Open, "open"));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["open", "people", "backfill poll"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_normal_request_behind_background_ones_asks_the_ledger_at_once() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let budget = Budget::with_ledger(
+            one_per_second(),
+            Recording {
+                asked: asked.clone(),
+                inner: InMemoryLedger::new(one_per_second()),
+            },
+        );
+        let backfill = budget.with_class(PriorityClass::Background);
+        let start = Instant::now();
+        backfill.acquire(Priority::Open, "x").await.unwrap();
+        let waiting = {
+            let backfill = backfill.clone();
+            tokio::spawn(async move { backfill.acquire(Priority::Open, "x").await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The window is full for another 900 ms; the ledger still hears of
+        // the normal request now, so that other processes hold back for it.
+        let normal = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.acquire(Priority::Open, "x").await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let calls = asked.lock().unwrap().clone();
+        let (at, wants) = *calls.last().unwrap();
+        assert_eq!(at - start, Duration::from_millis(100));
+        assert_eq!(wants, Wants::of(PriorityClass::Normal, 1));
+        normal.await.unwrap().unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(!waiting.is_finished(), "the background request goes after");
+        waiting.await.unwrap().unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::api::Client;
-use crate::budget::{Allowance, Budgets};
+use crate::budget::{Allowance, Budgets, PriorityClass};
 use crate::configuration::{AccountSettings, Lookback, Settings};
 use crate::domain::days::{DaySelection, OnClaimed, Redo};
 use crate::domain::{BusinessDay, Site};
@@ -94,6 +94,8 @@ pub struct Syncer {
     budgets: Budgets,
     sites_running: Arc<Semaphore>,
     data: DataKinds,
+    /// The class of the requests; `None`: [`PriorityClass::of_sync`].
+    priority: Option<PriorityClass>,
 }
 
 impl Syncer {
@@ -111,7 +113,14 @@ impl Syncer {
             budgets,
             sites_running: Arc::new(Semaphore::new(sites)),
             data,
+            priority: None,
         }
+    }
+
+    /// Send every request at this class (`sync --priority`).
+    pub fn with_priority(mut self, class: PriorityClass) -> Self {
+        self.priority = Some(class);
+        self
     }
 
     /// Export these data instead of what the configuration enables (`sync --data`).
@@ -202,6 +211,7 @@ impl Syncer {
                 guard: api.jitter_guard,
             },
         );
+        let budget = budget.with_class(self.priority.unwrap_or_default());
         let limited_before = budget.stats().rate_limited;
         let client = match Client::new(
             &settings.name,
@@ -289,6 +299,16 @@ impl Syncer {
                 .collect();
             work.push((site, days));
         }
+        let class = self.priority.unwrap_or_else(|| {
+            let days = work
+                .iter()
+                .flat_map(|(_, days): &(_, Vec<(BusinessDay, Redo)>)| {
+                    days.iter().map(|(day, _)| day)
+                });
+            PriorityClass::of_sync(&plan.days, self.settings.schedule.catch_up_days, now, days)
+        });
+        budget.set_class(class);
+        tracing::info!(priority = %class, "requests at priority {class}");
         let bar = progress.account(
             settings.name.as_str(),
             summary.site_days as u64,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sonnys_etl::budget::{Allowance, Budget, Ledger, PgLedger, Priority};
+use sonnys_etl::budget::{Allowance, Budget, Ledger, PgLedger, Priority, PriorityClass, Wants};
 use sonnys_etl::configuration::{Keys, Settings, Sources};
 use sonnys_etl::domain::days::DaySelection;
 use sonnys_etl::domain::ApiId;
@@ -195,10 +195,16 @@ async fn a_full_window_is_full_for_every_process_by_the_database_clock() {
     let id = ApiId::parse("clock-id").unwrap();
     let mut one = PgLedger::new(pool.clone(), id.clone(), ALLOWANCE);
     let mut other = PgLedger::new(process_pool(&app).await, id, ALLOWANCE);
-    let first = one.reserve(20, 15).await.unwrap();
+    let first = one
+        .reserve(20, Wants::of(PriorityClass::Normal, 15))
+        .await
+        .unwrap();
     assert_eq!(first.granted, 15);
     assert_eq!(first.retry_in, Duration::ZERO);
-    let second = other.reserve(20, 10).await.unwrap();
+    let second = other
+        .reserve(20, Wants::of(PriorityClass::Normal, 10))
+        .await
+        .unwrap();
     assert_eq!(second.granted, 5, "only what the first process left");
     let life = ALLOWANCE.window + ALLOWANCE.guard;
     assert!(
@@ -206,10 +212,16 @@ async fn a_full_window_is_full_for_every_process_by_the_database_clock() {
         "the oldest slot frees one window and guard after it was taken: {:?}",
         second.retry_in
     );
-    let third = one.reserve(20, 1).await.unwrap();
+    let third = one
+        .reserve(20, Wants::of(PriorityClass::Normal, 1))
+        .await
+        .unwrap();
     assert_eq!(third.granted, 0);
     tokio::time::sleep(life + Duration::from_millis(50)).await;
-    let later = other.reserve(20, 20).await.unwrap();
+    let later = other
+        .reserve(20, Wants::of(PriorityClass::Normal, 20))
+        .await
+        .unwrap();
     assert_eq!(later.granted, 20, "the whole window freed");
     let rows: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sonnys.api_requests WHERE api_id = 'clock-id'")

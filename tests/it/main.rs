@@ -11,6 +11,7 @@ mod people_report;
 mod people_sync;
 mod pgserver;
 mod plan;
+mod priority;
 mod reliability;
 mod report;
 mod service;

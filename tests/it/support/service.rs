@@ -20,11 +20,17 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Start `sonnys-etl --config <config> run` with `env` added.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> ServiceProcess {
+        Self::command(config, &["run"], env)
+    }
+
+    /// Start `sonnys-etl --config <config> <args>` (any command, e.g. a
+    /// `sync` beside the service) with `env` added.
+    pub fn command(config: &Path, args: &[&str], env: &[(&str, &str)]) -> ServiceProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sonnys-etl"));
         command
             .arg("--config")
             .arg(config)
-            .arg("run")
+            .args(args)
             .env_remove("DATABASE_URL")
             .env_remove("SONNYS_ETL_CONFIG")
             .env_remove("NOTIFY_SOCKET")
@@ -37,7 +43,7 @@ impl ServiceProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("start sonnys-etl run");
+        let mut child = command.spawn().expect("start sonnys-etl");
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let changed = Arc::new(Notify::new());
