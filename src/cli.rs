@@ -100,13 +100,13 @@ pub struct SyncArgs {
     /// (default: transactions plus what `[labour]` and `[members]` enable).
     #[arg(long, value_name = "LIST", value_parser = crate::people::DataKinds::parse)]
     pub data: Option<crate::people::DataKinds>,
-    /// Whose slots this sync may take on an API id it shares with the
-    /// service (or other processes): `normal` like the service's nightly
-    /// work; `background` only the slots no other process's normal work
-    /// waits for, so a backfill beside the service never delays the night.
-    /// Default: `background` when every day of the range is older than the
-    /// service's nightly range (the last `schedule.catch_up_days` ended days
-    /// in each site's zone), else `normal`.
+    /// How this sync's requests rank against other processes on the same
+    /// API id (the service): `normal`, like the service's nightly work;
+    /// `background`, only the slots no other process waits for with normal
+    /// work (a backfill beside the service). Applies to every request of the
+    /// sync. Default: `background` when every day of the range is older than
+    /// the service's nightly range (the last `schedule.catch_up_days` ended
+    /// days in each site's zone), else `normal`.
     #[arg(long, value_enum, value_name = "PRIORITY")]
     pub priority: Option<crate::budget::PriorityClass>,
 }

@@ -465,3 +465,59 @@ async fn the_services_night_is_served_first_whenever_a_background_sync_beside_it
     }
     drop(service);
 }
+
+/// `sonnys-etl --config <config> <args>`, run to its end.
+async fn run_to_end(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sonnys-etl"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("SONNYS_ETL_CONFIG")
+        .env("NO_COLOR", "1");
+    tokio::task::spawn_blocking(move || command.output().expect("run sonnys-etl"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sync_goes_at_background_for_days_older_than_the_nightly_range_unless_told_otherwise() {
+    let app = TestApp::start(fast_simulator()).await;
+    let config = ConfigFile::new(&service_toml(&app, 2));
+    let help = run_to_end(&config.path, &["sync", "--help"]).await;
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("--priority <PRIORITY>") && help.contains("background"),
+        "{help}"
+    );
+    let old = (Utc::now().date_naive() - chrono::Days::new(10)).to_string();
+    let recent = recent_days(&app, "northside", "N01", 1)[0].to_string();
+    for (day, extra, class) in [
+        (&old, None, "background"),
+        (&recent, None, "normal"),
+        (&old, Some("normal"), "normal"),
+    ] {
+        let mut args = vec![
+            "sync",
+            "--account",
+            "northside",
+            "--site",
+            "N01",
+            "--from",
+            day,
+            "--to",
+            day,
+        ];
+        if let Some(priority) = extra {
+            args.extend(["--priority", priority]);
+        }
+        let output = run_to_end(&config.path, &args).await;
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {log}");
+        assert!(
+            log.contains(&format!("requests at priority {class}")),
+            "{args:?}: {log}"
+        );
+    }
+}
