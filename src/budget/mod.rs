@@ -426,7 +426,9 @@ impl Queue {
         let at = now + reservation.retry_in;
         self.ledger_free_at = Some(at);
         if !self.ledger_knows() {
-            // A more urgent request came while the ledger was asked.
+            // Requests wait that the ledger does not know of (they came while
+            // it was asked, or were beyond the pace): tell it now, so that
+            // other processes hold back for them.
             return Some(now);
         }
         Some(self.look_again(at, now))
