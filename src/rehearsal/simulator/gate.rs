@@ -167,6 +167,15 @@ pub(super) async fn gate(State(sim): State<Simulator>, mut req: Request, next: N
             counters.max_in_window = counters.max_in_window.max(verdict.count);
             if !verdict.allowed {
                 counters.rate_limited += 1;
+                if counters.first_rejected_window.is_empty() {
+                    let (wall, now) = (std::time::SystemTime::now(), Instant::now());
+                    counters.first_rejected_window = state
+                        .throttle
+                        .arrivals(api_id.as_deref().unwrap_or_default())
+                        .into_iter()
+                        .map(|t| wall - now.saturating_duration_since(t))
+                        .collect();
+                }
                 return ApiError::RateExceeded.into_response();
             }
         }

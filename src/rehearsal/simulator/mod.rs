@@ -431,6 +431,10 @@ pub struct Counters {
     /// Requests to `/transaction/type/{item_type}` (the wash lists),
     /// counted like `requests`.
     pub type_list_requests: u64,
+    /// When the requests of the window in which the first 429 was served
+    /// arrived (wall clock, oldest first; the rejected one last): the
+    /// evidence of how that window filled. Empty without a 429.
+    pub first_rejected_window: Vec<std::time::SystemTime>,
 }
 
 /// An account of the sample chain, with its demo credentials.

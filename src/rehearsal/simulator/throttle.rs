@@ -7,11 +7,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The state of one API id's current window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Window {
     opened: Instant,
     count: u32,
+    /// When the window's requests arrived, for [`Throttle::arrivals`]; at
+    /// most [`KEPT_ARRIVALS`].
+    arrivals: Vec<Instant>,
 }
+
+/// Arrival stamps kept per window: enough to show how a window filled.
+const KEPT_ARRIVALS: usize = 64;
 
 /// The verdict on one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,18 +59,34 @@ impl Throttle {
         let entry = self.windows.entry(key.to_string()).or_insert(Window {
             opened: now,
             count: 0,
+            arrivals: Vec::new(),
         });
         if now.duration_since(entry.opened) >= window {
             *entry = Window {
                 opened: now,
                 count: 0,
+                arrivals: Vec::new(),
             };
         }
         entry.count = entry.count.saturating_add(1);
+        if entry.arrivals.len() < KEPT_ARRIVALS {
+            entry.arrivals.push(now);
+        }
         Verdict {
             allowed: entry.count <= self.limit,
             count: entry.count,
         }
+    }
+}
+
+impl Throttle {
+    /// When the requests of `key`'s current window arrived, oldest first
+    /// (the first one opened the window).
+    pub fn arrivals(&self, key: &str) -> Vec<Instant> {
+        self.windows
+            .get(key)
+            .map(|w| w.arrivals.clone())
+            .unwrap_or_default()
     }
 }
 
