@@ -123,7 +123,10 @@ impl Client {
         request: RequestBuilder,
     ) -> Result<Value, ApiError> {
         let asked = std::time::Instant::now();
-        self.budget
+        // Held until the answer (or error) is back: the slot is charged
+        // until then, as the vendor counts the request on its arrival.
+        let slot = self
+            .budget
             .acquire(priority, lane)
             .await
             .map_err(|Closed| ApiError::Decode {
@@ -132,7 +135,9 @@ impl Client {
             })?;
         crate::metrics::budget_wait(&self.account, asked.elapsed());
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response = match request.send().await {
+        let sent = request.send().await;
+        drop(slot);
+        let response = match sent {
             Ok(response) => response,
             Err(source) => {
                 crate::metrics::api_request(&self.account, endpoint, "error");

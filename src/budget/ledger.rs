@@ -2,7 +2,6 @@
 //! else how long until a slot frees". In memory for one process, or in
 //! PostgreSQL ([`super::PgLedger`]) for every process that uses the API id.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,11 +9,17 @@ use tokio::time::Instant;
 
 use super::{Allowance, PriorityClass, Wants};
 
+/// The name of one reserved slot in its ledger (`sonnys.api_requests.id`
+/// in PostgreSQL), by which it is settled.
+pub type SlotId = i64;
+
 /// The outcome of asking the ledger for slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
     /// Slots reserved now; each is one request that may be sent.
     pub granted: u32,
+    /// The reserved slots' names, `granted` of them.
+    pub slots: Vec<SlotId>,
     /// How long until a further slot may free (or, for a class held back,
     /// until it is worth asking again); zero if one is free now.
     pub retry_in: Duration,
@@ -32,6 +37,13 @@ pub enum LedgerError {
 
 /// Send times of one API id, in a sliding window of the allowance's window
 /// plus guard.
+///
+/// A slot is charged from its reservation until it is settled (its
+/// request's answer or error came back), and for the window plus guard
+/// after that: the vendor counts a request when it arrives, at some moment
+/// between the two, so the slot's next use comes at least a window and
+/// guard after that arrival however long the request took to get there.
+/// A slot never settled (its process died) is charged from its reservation.
 pub trait Ledger: Send + 'static {
     /// Reserve up to `wanted.total()` slots while keeping at most `limit`
     /// sends in the window, the most urgent classes first. Reserved slots
@@ -44,6 +56,11 @@ pub trait Ledger: Send + 'static {
         wanted: Wants,
     ) -> impl Future<Output = Result<Reservation, LedgerError>> + Send;
 
+    /// Charge `slots` (reserved here, their requests answered or failed)
+    /// from now on: each occupies its slot until a window plus guard after
+    /// the later of its reservation and now.
+    fn settle(&mut self, slots: &[SlotId]) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
     /// Grant nothing for the next `pause`: a 429 said the id is overspent.
     fn block(&mut self, pause: Duration) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
@@ -54,8 +71,10 @@ pub trait Ledger: Send + 'static {
 pub struct InMemoryLedger {
     /// How long a send occupies its slot: the window plus the guard.
     life: Duration,
-    /// Send times still inside the window, oldest first.
-    sent: VecDeque<Instant>,
+    /// Slots still inside the window: their names and when they were
+    /// reserved or, once settled, the later of that and the settle.
+    sent: Vec<(SlotId, Instant)>,
+    next_id: SlotId,
     blocked_until: Option<Instant>,
 }
 
@@ -64,7 +83,8 @@ impl InMemoryLedger {
     pub fn new(allowance: Allowance) -> Self {
         Self {
             life: allowance.window + allowance.guard,
-            sent: VecDeque::with_capacity(allowance.requests as usize),
+            sent: Vec::with_capacity(allowance.requests as usize),
+            next_id: 0,
             blocked_until: None,
         }
     }
@@ -73,27 +93,46 @@ impl InMemoryLedger {
         if let Some(until) = self.blocked_until.filter(|u| *u > now) {
             return Reservation {
                 granted: 0,
+                slots: Vec::new(),
                 retry_in: until - now,
                 lowest_admitted: PriorityClass::LOWEST,
             };
         }
-        while self.sent.front().is_some_and(|t| *t + self.life <= now) {
-            self.sent.pop_front();
-        }
+        let life = self.life;
+        self.sent.retain(|(_, t)| *t + life > now);
         let in_window = self.sent.len() as u32;
         let granted = wanted.min(limit.saturating_sub(in_window));
-        self.sent.extend((0..granted).map(|_| now));
+        let slots: Vec<SlotId> = (0..granted)
+            .map(|_| {
+                self.next_id += 1;
+                self.next_id
+            })
+            .collect();
+        self.sent.extend(slots.iter().map(|id| (*id, now)));
         let retry_in = if in_window + granted < limit {
             Duration::ZERO
         } else {
-            self.sent.front().map_or(Duration::ZERO, |t| {
-                (*t + self.life).saturating_duration_since(now)
-            })
+            self.sent
+                .iter()
+                .map(|(_, t)| *t)
+                .min()
+                .map_or(Duration::ZERO, |t| {
+                    (t + self.life).saturating_duration_since(now)
+                })
         };
         Reservation {
             granted,
+            slots,
             retry_in,
             lowest_admitted: PriorityClass::LOWEST,
+        }
+    }
+
+    fn settle_at(&mut self, now: Instant, slots: &[SlotId]) {
+        for (id, t) in &mut self.sent {
+            if slots.contains(id) {
+                *t = (*t).max(now);
+            }
         }
     }
 }
@@ -101,6 +140,11 @@ impl InMemoryLedger {
 impl Ledger for InMemoryLedger {
     async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
         Ok(self.reserve_at(Instant::now(), limit, wanted.total()))
+    }
+
+    async fn settle(&mut self, slots: &[SlotId]) -> Result<(), LedgerError> {
+        self.settle_at(Instant::now(), slots);
+        Ok(())
     }
 
     async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
@@ -133,6 +177,42 @@ mod tests {
         assert_eq!(r.retry_in, Duration::from_millis(600));
         let r = l.reserve_at(t0 + Duration::from_millis(1000), 3, 5);
         assert_eq!(r.granted, 2, "the first two left the window");
+    }
+
+    #[test]
+    fn a_slot_is_charged_until_its_request_is_settled() {
+        // A window of 1000 ms and a guard of 100 ms: slots live 1100 ms.
+        let mut l = InMemoryLedger::new(Allowance {
+            requests: 1,
+            window: Duration::from_millis(1000),
+            guard: Duration::from_millis(100),
+        });
+        let t0 = Instant::now();
+        let first = l.reserve_at(t0, 1, 1);
+        assert_eq!(first.granted, 1);
+        // The request takes longer than the guard: the vendor may count it
+        // up to 400 ms after the reservation, when its answer came back.
+        l.settle_at(t0 + Duration::from_millis(400), &first.slots);
+        // Charged from the reservation, the slot would free at 1100 ms,
+        // 700 ms after the vendor counted the request: inside its window.
+        let r = l.reserve_at(t0 + Duration::from_millis(1100), 1, 1);
+        assert_eq!(
+            r.granted, 0,
+            "the slot is held a window and guard past the answer"
+        );
+        assert_eq!(r.retry_in, Duration::from_millis(400));
+        let r = l.reserve_at(t0 + Duration::from_millis(1500), 1, 1);
+        assert_eq!(r.granted, 1);
+        // Settling never frees a slot earlier than its reservation did.
+        l.settle_at(t0, &r.slots);
+        assert_eq!(
+            l.reserve_at(t0 + Duration::from_millis(2599), 1, 1).granted,
+            0
+        );
+        assert_eq!(
+            l.reserve_at(t0 + Duration::from_millis(2600), 1, 1).granted,
+            1
+        );
     }
 
     #[test]

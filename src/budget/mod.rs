@@ -31,7 +31,7 @@ mod ledger;
 mod pg_ledger;
 
 pub use class::{PriorityClass, Wants};
-pub use ledger::{InMemoryLedger, Ledger, LedgerError, Reservation};
+pub use ledger::{InMemoryLedger, Ledger, LedgerError, Reservation, SlotId};
 pub use pg_ledger::{PgLedger, HELD_BACK_RETRY, WAITER_GRACE};
 
 use std::cmp::Reverse;
@@ -103,11 +103,29 @@ enum Message {
         class: PriorityClass,
         priority: Priority,
         lane: Arc<str>,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<SlotId>,
     },
     RateLimited {
         retry_after: Option<Duration>,
     },
+    /// A granted slot's request was answered (or failed, or was dropped).
+    Settled(SlotId),
+}
+
+/// The right to send one request, from [`Budget::acquire`]. Keep it until
+/// the request's answer (or error) came back, then drop it: the vendor
+/// counts the request at its arrival, somewhere in between, so the slot is
+/// charged until the drop, and for the window plus guard after it.
+#[derive(Debug)]
+pub struct Slot {
+    id: SlotId,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Message::Settled(self.id));
+    }
 }
 
 impl Budget {
@@ -156,8 +174,9 @@ impl Budget {
     }
 
     /// Wait for the right to send one request. `lane` names who asks (a site),
-    /// for fairness between sites.
-    pub async fn acquire(&self, priority: Priority, lane: &str) -> Result<(), Closed> {
+    /// for fairness between sites. Hold the [`Slot`] until the request's
+    /// answer or error came back.
+    pub async fn acquire(&self, priority: Priority, lane: &str) -> Result<Slot, Closed> {
         let (reply, granted) = oneshot::channel();
         self.tx
             .send(Message::Acquire {
@@ -167,7 +186,11 @@ impl Budget {
                 reply,
             })
             .map_err(|_| Closed)?;
-        granted.await.map_err(|_| Closed)
+        let id = granted.await.map_err(|_| Closed)?;
+        Ok(Slot {
+            id,
+            tx: self.tx.clone(),
+        })
     }
 
     /// Tell the budget that a request was answered 429.
@@ -187,7 +210,7 @@ struct Waiter {
     /// so lanes take turns however many requests each has queued.
     tag: u64,
     seq: u64,
-    reply: oneshot::Sender<()>,
+    reply: oneshot::Sender<SlotId>,
 }
 
 impl Waiter {
@@ -216,6 +239,8 @@ struct Queue {
     /// When the pace was last lowered or raised.
     pace_changed: Instant,
     waiters: Vec<Waiter>,
+    /// Slots whose requests were answered, not yet written to the ledger.
+    settled: Vec<SlotId>,
     /// The last tag given to each lane of each class (a site's backfill and
     /// its nightly days take turns with the other sites apart).
     last_tag: HashMap<(PriorityClass, Arc<str>), u64>,
@@ -237,6 +262,7 @@ impl Queue {
             failures: 0,
             pace_changed: Instant::now(),
             waiters: Vec::new(),
+            settled: Vec::new(),
             last_tag: HashMap::new(),
             clock: 0,
             seq: 0,
@@ -252,7 +278,7 @@ impl Queue {
         class: PriorityClass,
         priority: Priority,
         lane: Arc<str>,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<SlotId>,
     ) {
         let last = self.last_tag.entry((class, lane)).or_insert(0);
         let tag = (*last).max(self.clock) + 1;
@@ -278,6 +304,27 @@ impl Queue {
             Message::RateLimited { retry_after } => {
                 self.rate_limited(Instant::now(), retry_after);
                 stats.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
+            }
+            Message::Settled(id) => self.settled.push(id),
+        }
+    }
+
+    /// Write the settled slots to the ledger, so that each stays charged a
+    /// window plus guard past its answer. Until written, a slot is charged
+    /// from its reservation only, so this comes before the next
+    /// reservation; on failure they are kept and written again.
+    async fn write_settled(&mut self, ledger: &mut impl Ledger) -> bool {
+        if self.settled.is_empty() {
+            return true;
+        }
+        match ledger.settle(&self.settled).await {
+            Ok(()) => {
+                self.settled.clear();
+                true
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "cannot settle request slots in the request ledger; retrying");
+                false
             }
         }
     }
@@ -372,6 +419,10 @@ impl Queue {
             self.ledger_free_at = None;
         }
         let wanted = self.wants();
+        if !self.write_settled(ledger).await {
+            // Never reserve while a slot is charged too short.
+            return Some(Instant::now() + LEDGER_RETRY_FIRST);
+        }
         let reservation = match ledger.reserve(self.pace, wanted).await {
             Ok(r) => r,
             Err(error) => {
@@ -394,8 +445,8 @@ impl Queue {
             self.handle(message, stats);
         }
         self.registered = wanted.waiting_after(reservation.granted);
-        let mut slots = reservation.granted;
-        while slots > 0 {
+        let mut slots = reservation.slots;
+        while !slots.is_empty() {
             let Some(best) = self
                 .waiters
                 .iter()
@@ -407,12 +458,13 @@ impl Queue {
                 break;
             };
             let w = self.waiters.swap_remove(best);
+            let Some(slot) = slots.pop() else { break };
             // A waiter that left passes its slot on; a slot nobody takes is
-            // spent all the same.
-            if w.reply.send(()).is_err() {
+            // spent all the same (charged from its reservation: no request).
+            if let Err(slot) = w.reply.send(slot) {
+                slots.push(slot);
                 continue;
             }
-            slots -= 1;
             self.clock = self.clock.max(w.tag);
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.granted += 1;
@@ -465,7 +517,14 @@ async fn run(
             }
         }
         queue.publish_pause(&mut ledger).await;
+        // Settles are written now even with nobody waiting: another
+        // process may reserve next.
+        let settled = queue.write_settled(&mut ledger).await;
         wake = queue.grant(&mut ledger, &stats, &mut rx).await;
+        if !settled || !queue.settled.is_empty() {
+            let retry = Instant::now() + LEDGER_RETRY_FIRST;
+            wake = Some(wake.map_or(retry, |w| w.min(retry)));
+        }
         if queue.unpublished_pause.is_some() {
             let retry = Instant::now() + LEDGER_RETRY_MAX;
             wake = Some(wake.map_or(retry, |w| w.min(retry)));
@@ -530,6 +589,10 @@ mod tests {
             self.inner.reserve(limit, wanted).await
         }
 
+        async fn settle(&mut self, slots: &[SlotId]) -> Result<(), LedgerError> {
+            self.inner.settle(slots).await
+        }
+
         async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
             self.inner.block(pause).await
         }
@@ -542,6 +605,10 @@ mod tests {
         async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
             tokio::time::sleep(Duration::from_millis(10)).await;
             self.0.reserve(limit, wanted).await
+        }
+
+        async fn settle(&mut self, slots: &[SlotId]) -> Result<(), LedgerError> {
+            self.0.settle(slots).await
         }
 
         async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
@@ -662,6 +729,10 @@ mod tests {
         async fn reserve(&mut self, limit: u32, wanted: Wants) -> Result<Reservation, LedgerError> {
             self.asked.lock().unwrap().push((Instant::now(), wanted));
             self.inner.reserve(limit, wanted).await
+        }
+
+        async fn settle(&mut self, slots: &[SlotId]) -> Result<(), LedgerError> {
+            self.inner.settle(slots).await
         }
 
         async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {

@@ -7,6 +7,15 @@
 //! database's `clock_timestamp()`, the one clock every process shares; the
 //! host's clock is never written. The transaction never spans the request.
 //!
+//! A slot is charged until its request's answer came back (migration
+//! 0017): each reserved row has an `id`, which the grant hands to the
+//! request; once answered, the budget's task writes `sent_at =
+//! greatest(sent_at, clock_timestamp())` for the settled ids, in one
+//! statement before its next reservation, off the request path. The vendor
+//! counts the request at its arrival, no later than that, so the slot's
+//! next use comes a window plus guard after the arrival whatever the delay
+//! between reservation and arrival (commit, wake-up, a saturated host).
+//!
 //! Priority across processes (migration 0015): the same statement that
 //! reserves the slots records, in `sonnys.api_waiters`, the most urgent
 //! [`PriorityClass`] this process still waits with afterwards, when it will
@@ -24,7 +33,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::ledger::{Ledger, LedgerError, Reservation};
+use super::ledger::{Ledger, LedgerError, Reservation, SlotId};
 use super::{Allowance, PriorityClass, Wants};
 use crate::domain::ApiId;
 
@@ -153,9 +162,18 @@ taken AS (
     INSERT INTO sonnys.api_requests (api_id, sent_at, process, priority)
     SELECT $1, clock_timestamp(), $4::uuid, p.class
       FROM per_class p, generate_series(1, p.taken)
+    RETURNING id
 )
-SELECT tm.granted, tm.retry_s, coalesce(tm.rival, 0)::int2 AS lowest_admitted
+SELECT tm.granted, tm.retry_s, coalesce(tm.rival, 0)::int2 AS lowest_admitted,
+       coalesce((SELECT array_agg(t.id) FROM taken t), '{}')::int8[] AS slots
   FROM timing tm";
+
+/// Settle slots (migration 0017): each is charged from the later of its
+/// reservation and now. `$1` api id, `$2` the slots' ids.
+const SETTLE: &str = "
+UPDATE sonnys.api_requests
+   SET sent_at = greatest(sent_at, clock_timestamp())
+ WHERE api_id = $1 AND id = ANY($2::int8[])";
 
 /// The shared ledger of one API id.
 #[derive(Debug, Clone)]
@@ -211,7 +229,7 @@ impl Ledger for PgLedger {
                 .fetch_one(&mut *tx)
                 .await?;
         }
-        let (granted, retry_s, lowest): (i32, f64, i16) = sqlx::query_as(RESERVE)
+        let (granted, retry_s, lowest, slots): (i32, f64, i16, Vec<i64>) = sqlx::query_as(RESERVE)
             .bind(id)
             .bind(self.life_s)
             .bind(i32::try_from(limit).unwrap_or(i32::MAX))
@@ -224,9 +242,19 @@ impl Ledger for PgLedger {
         tx.commit().await?;
         Ok(Reservation {
             granted: u32::try_from(granted).unwrap_or(0),
+            slots,
             retry_in: seconds(retry_s),
             lowest_admitted: PriorityClass::from_level(lowest),
         })
+    }
+
+    async fn settle(&mut self, slots: &[SlotId]) -> Result<(), LedgerError> {
+        sqlx::query(SETTLE)
+            .bind(self.api_id.as_str())
+            .bind(slots)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn block(&mut self, pause: Duration) -> Result<(), LedgerError> {
