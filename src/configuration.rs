@@ -58,7 +58,29 @@ pub struct Settings {
     pub labour: LabourSettings,
     pub members: MembersSettings,
     pub reporting: ReportingSettings,
+    pub backfill: BackfillSettings,
     pub accounts: Vec<AccountSettings>,
+}
+
+/// History the service fills in the background (`[backfill]`).
+#[derive(Debug, Clone, Default)]
+pub struct BackfillSettings {
+    /// The first business day to fill; none: no backfill. Clamped to the
+    /// API's reach ([`crate::domain::days::earliest_servable_date`]).
+    pub since: Option<Since>,
+}
+
+impl BackfillSettings {
+    /// The first date the backfill exports at `now`: `since`, or the oldest
+    /// date the API still serves when `since` lies beyond its reach.
+    pub fn first_date(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::NaiveDate> {
+        let since = self.since?;
+        let wanted = match since {
+            Since::Date(d) => d,
+            Since::Ago(_) => since.at(now).date_naive(),
+        };
+        Some(wanted.max(crate::domain::days::earliest_servable_date(now)))
+    }
 }
 
 /// The export of employees and clock entries (`[labour]`).
@@ -349,6 +371,7 @@ struct RawSettings {
     members: RawMembers,
     #[serde(default)]
     reporting: reporting::RawReporting,
+    backfill: RawBackfill,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -416,6 +439,12 @@ struct RawLabour {
     active_weeks: Option<u32>,
     sweep_days: Option<u32>,
     sweep_every: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackfill {
+    since: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -549,6 +578,7 @@ impl Settings {
             server: raw.server.check()?,
             labour: raw.labour.check()?,
             members: raw.members.check()?,
+            backfill: raw.backfill.check()?,
             accounts: check_accounts(raw.accounts, env, keys)?,
         })
     }
@@ -847,17 +877,9 @@ impl RawMembers {
         let defaults = MembersSettings::default();
         Ok(MembersSettings {
             enabled: self.enabled.unwrap_or(defaults.enabled),
-            since: match self.since.as_deref().map(str::trim) {
+            since: match self.since.as_deref() {
                 None => defaults.since,
-                Some(text) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                    Ok(date) => Since::Date(date),
-                    Err(_) => Since::Ago(humantime::parse_duration(text).map_err(|_| {
-                        invalid(
-                            "members.since",
-                            format!("{text:?} is neither a date (2023-01-01) nor a span (3years)"),
-                        )
-                    })?),
-                },
+                Some(text) => parse_since("members.since", text, "3years")?,
             },
             recent_days: positive(
                 "members.recent_days",
@@ -865,6 +887,34 @@ impl RawMembers {
                 defaults.recent_days,
             )?,
         })
+    }
+}
+
+impl RawBackfill {
+    /// `[backfill]`.
+    fn check(self) -> Result<BackfillSettings, ConfigError> {
+        Ok(BackfillSettings {
+            since: match self.since.as_deref() {
+                None => None,
+                Some(text) => Some(parse_since("backfill.since", text, "6months")?),
+            },
+        })
+    }
+}
+
+/// A date (`2026-06-01`) or a span before now (`6months`), for `key`.
+fn parse_since(key: &str, text: &str, example: &str) -> Result<Since, ConfigError> {
+    let text = text.trim();
+    match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(date) => Ok(Since::Date(date)),
+        Err(_) => Ok(Since::Ago(humantime::parse_duration(text).map_err(
+            |_| {
+                invalid(
+                    key,
+                    format!("{text:?} is neither a date (2023-01-01) nor a span ({example})"),
+                )
+            },
+        )?)),
     }
 }
 

@@ -60,9 +60,21 @@ pub enum DaySelection {
         catch_up_days: u32,
         lookback_days: u32,
     },
+    /// The service's backfill (`[backfill] since`): the ended days from
+    /// `since` up to the day before the nightly range (the last
+    /// `catch_up_days` ended days) that are not `done`, oldest first (they
+    /// leave the API's reach soonest); with `batch`, at most that many per
+    /// site (the backfill works in small batches, pausing for the night).
+    Backfill {
+        since: NaiveDate,
+        catch_up_days: u32,
+        batch: Option<u32>,
+    },
 }
 
-/// The days one site exports under a selection, oldest first.
+/// The days one site exports under a selection, in the order it exports
+/// them: a range and a backfill oldest first, the service's run newest
+/// first (yesterday's report before older missing days).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SiteDays {
     pub days: Vec<BusinessDay>,
@@ -77,7 +89,7 @@ impl DaySelection {
     /// can report every day of the range.
     pub fn on_claimed(&self) -> OnClaimed {
         match self {
-            DaySelection::Recent { .. } => OnClaimed::Skip,
+            DaySelection::Recent { .. } | DaySelection::Backfill { .. } => OnClaimed::Skip,
             DaySelection::Range { .. } => OnClaimed::Wait,
         }
     }
@@ -104,6 +116,7 @@ impl DaySelection {
                     Redo::Whole
                 }
             }
+            DaySelection::Backfill { .. } => Redo::No,
             DaySelection::Recent { lookback_days, .. } => {
                 if date <= last_ended_day(timezone, now) - Days::new(u64::from(lookback_days)) {
                     Redo::No
@@ -125,6 +138,7 @@ impl DaySelection {
                 ..
             } => Some(from),
             DaySelection::Range { .. } => None,
+            DaySelection::Backfill { since, .. } => Some(since),
             // A day behind UTC at most; a day's margin covers every zone.
             DaySelection::Recent { catch_up_days, .. } => {
                 Some(now.date_naive() - Days::new(u64::from(catch_up_days) + 1))
@@ -161,8 +175,24 @@ impl DaySelection {
             } => {
                 let (first, last) = last_ended_days(timezone, now, catch_up_days);
                 let lookback_from = last - Days::new(u64::from(lookback_days));
-                selected.days = dates(first, last)
+                // Newest first: after an outage, yesterday's report comes
+                // first, then the older missing days.
+                let newest_first: Vec<NaiveDate> = dates(first, last).collect();
+                selected.days = newest_first
+                    .into_iter()
+                    .rev()
                     .filter(|d| !done.contains(d) || *d > lookback_from)
+                    .map(|d| BusinessDay::new(d, timezone))
+                    .collect();
+            }
+            DaySelection::Backfill {
+                since,
+                catch_up_days,
+                batch,
+            } => {
+                selected.days = backfill_dates(timezone, now, since, catch_up_days)
+                    .filter(|d| !done.contains(d))
+                    .take(batch.map_or(usize::MAX, |b| b as usize))
                     .map(|d| BusinessDay::new(d, timezone))
                     .collect();
             }
@@ -190,6 +220,20 @@ pub fn earliest_servable_date(now: DateTime<Utc>) -> NaiveDate {
     } else {
         date + Days::new(1)
     }
+}
+
+/// Every date a backfill from `since` covers in the zone at `now`, oldest
+/// first: up to the day before the nightly range (the last `catch_up_days`
+/// ended days), never before the API's reach.
+pub fn backfill_dates(
+    timezone: Tz,
+    now: DateTime<Utc>,
+    since: NaiveDate,
+    catch_up_days: u32,
+) -> impl Iterator<Item = NaiveDate> {
+    let (nightly_first, _) = last_ended_days(timezone, now, catch_up_days);
+    let from = since.max(earliest_servable_date(now));
+    dates(from, nightly_first - Days::new(1))
 }
 
 /// The latest business day that has ended at `now` in the zone.
@@ -275,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_exports_the_missing_days_of_the_catch_up_range_oldest_first_and_the_lookback_days_again(
+    fn a_run_exports_the_missing_days_of_the_catch_up_range_newest_first_and_the_lookback_days_again(
     ) {
         // 29 November 2026, 09:00 UTC: 03:00 in Chicago, so 28 November has ended there.
         let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
@@ -289,13 +333,49 @@ mod tests {
             .collect();
         assert_eq!(
             picked(recent, Chicago, now, &done),
-            vec![date(11, 24), date(11, 27), date(11, 28)]
+            vec![date(11, 28), date(11, 27), date(11, 24)]
         );
-        // Nothing done yet: the whole range, oldest first.
+        // Nothing done yet (after an outage): yesterday first, then older.
         assert_eq!(
             picked(recent, Chicago, now, &[]),
-            (22..=28).map(|d| date(11, d)).collect::<Vec<_>>()
+            (22..=28).rev().map(|d| date(11, d)).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_backfill_takes_the_missing_days_before_the_nightly_range_oldest_first_in_batches() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+        let backfill = |batch| DaySelection::Backfill {
+            since: date(11, 10),
+            catch_up_days: 7,
+            batch,
+        };
+        // The nightly range is 22–28 November: the backfill stops at the 21st.
+        let done = [date(11, 11), date(11, 15)];
+        let all = picked(backfill(None), Chicago, now, &done);
+        assert_eq!(all.first(), Some(&date(11, 10)));
+        assert_eq!(all.last(), Some(&date(11, 21)));
+        assert_eq!(all.len(), 12 - 2);
+        assert!(!all.contains(&date(11, 11)) && !all.contains(&date(11, 15)));
+        assert_eq!(
+            picked(backfill(Some(3)), Chicago, now, &done),
+            vec![date(11, 10), date(11, 12), date(11, 13)]
+        );
+        // Never before the API's reach.
+        let far = DaySelection::Backfill {
+            since: date(1, 1),
+            catch_up_days: 7,
+            batch: Some(1),
+        };
+        assert_eq!(
+            picked(far, Chicago, now, &[]),
+            vec![earliest_servable_date(now)]
+        );
+        assert_eq!(
+            backfill(None).redo(Chicago, now, date(11, 12), Lookback::Summaries, false),
+            Redo::No
+        );
+        assert_eq!(backfill(None).on_claimed(), OnClaimed::Skip);
     }
 
     #[test]
@@ -308,7 +388,7 @@ mod tests {
         };
         assert_eq!(
             picked(recent, Los_Angeles, now, &[]),
-            vec![date(11, 25), date(11, 26), date(11, 27)]
+            vec![date(11, 27), date(11, 26), date(11, 25)]
         );
         assert_eq!(last_ended_day(Chicago, now), date(11, 28));
     }

@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         labour: crate::configuration::LabourSettings::default(),
         members: crate::configuration::MembersSettings::default(),
         reporting: crate::configuration::ReportingSettings::default(),
+        backfill: crate::configuration::BackfillSettings::default(),
         sync: SyncSettings::default(),
         schedule: ScheduleSettings {
             schedule: crate::schedule::Schedule::parse("0 * * * * *", chrono_tz::UTC)

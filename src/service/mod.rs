@@ -8,6 +8,7 @@
 //! business day of the catch-up range that is not `done`, plus the lookback
 //! days again ([`crate::domain::days::DaySelection::Recent`]).
 
+pub mod backfill;
 pub mod http;
 pub mod notify;
 
@@ -50,6 +51,8 @@ pub struct Shared {
     pub next_run: Mutex<Option<DateTime<Utc>>>,
     pub last_run: Mutex<Option<RunFigures>>,
     pub current_run: Mutex<Option<(DateTime<Utc>, Arc<Totals>)>>,
+    /// Seconds per site-day of the backfill's last batch that did any.
+    pub backfill_pace: Mutex<Option<Duration>>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -146,6 +149,7 @@ pub async fn run(reload: Reload, settings: Settings) -> anyhow::Result<()> {
         next_run: Mutex::new(None),
         last_run: Mutex::new(None),
         current_run: Mutex::new(None),
+        backfill_pace: Mutex::new(None),
         metrics,
     });
     if let Some(handle) = &shared.metrics {
@@ -186,7 +190,8 @@ pub async fn run(reload: Reload, settings: Settings) -> anyhow::Result<()> {
             .await
             .context("cannot start the scheduler")?,
         job: None,
-        syncer: None,
+        syncer: Arc::new(Mutex::new(None)),
+        backfill: tokio::sync::watch::channel(backfill::Signal::default()).0,
     }
     .serve()
     .await;
@@ -238,8 +243,21 @@ struct Service {
     scheduler: JobScheduler,
     /// The one-shot job of the next tick.
     job: Option<Uuid>,
-    /// Kept across runs, so that each API id's budget remembers its pace.
-    syncer: Option<Syncer>,
+    /// Kept across runs, so that each API id's budget remembers its pace;
+    /// the backfill uses it too, so that both share each API id's budget.
+    syncer: backfill::SharedSyncer,
+    /// What the backfill task is told: a night is running, look again.
+    backfill: tokio::sync::watch::Sender<backfill::Signal>,
+}
+
+/// The backfill's measured pace, for its ETA (`None`: nothing to measure).
+fn record_backfill_pace(shared: &Shared, pace: Option<Duration>) {
+    if let Some(pace) = pace {
+        *shared
+            .backfill_pace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pace);
+    }
 }
 
 impl Service {
@@ -276,6 +294,16 @@ impl Service {
             }
         }
 
+        // The backfill starts once the start-up run (if any) is known, so
+        // that its first batch waits for it.
+        self.signal_backfill(running.is_some());
+        let backfill_task = tokio::spawn(backfill::work(
+            self.shared.clone(),
+            self.syncer.clone(),
+            self.backfill.subscribe(),
+            self.shutdown.child_token(),
+        ));
+
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
@@ -296,6 +324,7 @@ impl Service {
                         tracing::warn!(tick = %fired, "scheduled tick skipped: the previous run is still going");
                     } else {
                         running = Some(self.start_run());
+                        self.signal_backfill(true);
                     }
                 }
                 _ = hangups.recv() => {
@@ -314,6 +343,7 @@ impl Service {
                     if let Some(new) = pending.take() {
                         self.apply(new, &tick_tx).await?;
                     }
+                    self.signal_backfill(false);
                     self.idle_status();
                 }
             }
@@ -344,6 +374,14 @@ impl Service {
                     tracing::warn!(timeout_s = timeout.as_secs(), "the run did not stop within server.shutdown_timeout; its unfinished days are redone at the next start");
                 }
             }
+        }
+        // The backfill's batch stops with the shutdown token; its started
+        // days record their end like the run's.
+        let timeout = self.shared.settings().server.shutdown_timeout;
+        if tokio::time::timeout(timeout, backfill_task).await.is_err() {
+            tracing::warn!(
+                "the backfill did not stop within server.shutdown_timeout; its unfinished days are redone later"
+            );
         }
         let _ = self.scheduler.shutdown().await;
         tracing::info!("stopped");
@@ -416,10 +454,20 @@ impl Service {
         }
     }
 
+    /// Tell the backfill whether a nightly run is going, and to look again.
+    fn signal_backfill(&self, night: bool) {
+        self.backfill.send_modify(|s| {
+            s.night = night;
+            s.generation += 1;
+        });
+    }
+
     fn start_run(&mut self) -> Running {
         let settings = self.shared.settings();
         let syncer = self
             .syncer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get_or_insert_with(|| Syncer::new(settings.clone(), self.pool.clone()))
             .clone();
         let plan = SyncPlan {
@@ -622,8 +670,10 @@ impl Service {
             .settings
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
-        self.syncer = None;
+        *self.syncer.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.schedule_next(Utc::now(), ticks).await?;
+        let night = self.backfill.borrow().night;
+        self.signal_backfill(night);
         self.idle_status();
         tracing::info!(
             next_run =

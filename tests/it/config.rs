@@ -248,3 +248,43 @@ fn commands_that_never_call_the_api_need_no_key() {
     assert_eq!(without.accounts[0].name.as_str(), "brand-a");
     assert!(load(ACCOUNT, &[]).unwrap_err().contains("KEY_A"));
 }
+
+#[test]
+fn backfill_since_is_a_date_or_a_span_clamped_to_the_apis_reach() {
+    use chrono::TimeZone;
+    use sonnys_etl::configuration::Since;
+    let none = load(ACCOUNT, &[("KEY_A", "k")]).unwrap();
+    assert_eq!(none.backfill.since, None, "no backfill by default");
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
+    let date = load(
+        &format!("[backfill]\nsince = \"2026-07-01\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap();
+    assert_eq!(
+        date.backfill.first_date(now),
+        Some(chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap())
+    );
+    let span = load(
+        &format!("[backfill]\nsince = \"6months\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap();
+    assert!(matches!(span.backfill.since, Some(Since::Ago(_))));
+    // Beyond the API's 183 days: the oldest date it still serves.
+    let far = load(
+        &format!("[backfill]\nsince = \"2025-01-01\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap();
+    assert_eq!(
+        far.backfill.first_date(now),
+        Some(sonnys_etl::domain::days::earliest_servable_date(now))
+    );
+    let e = load(
+        &format!("[backfill]\nsince = \"last summer\"\n{ACCOUNT}"),
+        &[("KEY_A", "k")],
+    )
+    .unwrap_err();
+    assert!(e.contains("backfill.since"), "{e}");
+}
