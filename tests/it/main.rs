@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the shared PostgreSQL is started once per run.
 
+mod backfill;
 mod budget;
 mod cli;
 mod config;
