@@ -21,6 +21,8 @@ pub const NEXT_RUN: &str = "sonnys_etl_next_run_timestamp_seconds";
 pub const TICKS_SKIPPED: &str = "sonnys_etl_ticks_skipped_total";
 pub const REJECTED_RECORDS: &str = "sonnys_etl_rejected_records_total";
 pub const FORECAST_REQUESTS: &str = "sonnys_etl_forecast_requests";
+pub const BACKFILL_SITE_DAYS: &str = "sonnys_etl_backfill_site_days";
+pub const BACKFILL_ETA: &str = "sonnys_etl_backfill_eta_seconds";
 pub const SUMMARY_DISAGREEMENTS: &str = "sonnys_etl_summary_disagreements_total";
 
 /// Install the process-wide recorder; the handle renders `/metrics`.
@@ -86,6 +88,15 @@ fn describe() {
         FORECAST_REQUESTS,
         "Requests the current or last run was forecast to need, by account (sonnys-etl plan)."
     );
+    describe_gauge!(
+        BACKFILL_SITE_DAYS,
+        "Site-days of the backfill ([backfill] since), by account and state: `done` or `remaining`."
+    );
+    describe_gauge!(
+        BACKFILL_ETA,
+        metrics::Unit::Seconds,
+        "Expected time until the backfill is done, by account: its remaining requests at the API id's allowance."
+    );
     describe_counter!(
         REJECTED_RECORDS,
         "Records quarantined in sonnys.rejected_records (unparsable, inexact, or dated outside their window), by account."
@@ -149,6 +160,14 @@ pub fn site_last_success(account: &str, site: &str, unix_seconds: i64) {
 
 pub fn forecast_requests(account: &str, requests: f64) {
     gauge!(FORECAST_REQUESTS, "account" => account.to_owned()).set(requests);
+}
+
+/// The backfill's progress of an account.
+pub fn backfill(account: &str, done: u64, remaining: u64, eta_seconds: u64) {
+    gauge!(BACKFILL_SITE_DAYS, "account" => account.to_owned(), "state" => "done").set(done as f64);
+    gauge!(BACKFILL_SITE_DAYS, "account" => account.to_owned(), "state" => "remaining")
+        .set(remaining as f64);
+    gauge!(BACKFILL_ETA, "account" => account.to_owned()).set(eta_seconds as f64);
 }
 
 pub fn next_run(unix_seconds: i64) {

@@ -112,6 +112,9 @@ pub struct Forecast {
     /// What the service's last nights really took (`sonnys.runs`), newest
     /// first: the forecast's check against reality.
     pub recent_nights: Vec<Night>,
+    /// The backfill's remaining site-days and their cost per account
+    /// (`[backfill] since`); empty without one.
+    pub backfill: BTreeMap<String, crate::status::backfill::BackfillStatus>,
 }
 
 /// One finished run of the service, as `sonnys.runs` recorded it.
@@ -269,6 +272,7 @@ pub async fn forecast(
         deadline: None,
         per_account,
         recent_nights,
+        backfill: crate::status::backfill::load(pool, settings, at).await?,
     })
 }
 
@@ -442,6 +446,12 @@ pub fn print(forecast: &Forecast, zone: Tz, out: &mut impl std::io::Write) -> st
                 "finishes before schedule.deadline ({})",
                 local(deadline)
             )?;
+        }
+    }
+    for (account, backfill) in &forecast.backfill {
+        writeln!(out, "{account}: {}", backfill.describe())?;
+        if let Some(risk) = backfill.describe_at_risk() {
+            writeln!(out, "{account}: warning: {risk}")?;
         }
     }
     if !forecast.recent_nights.is_empty() {

@@ -53,6 +53,7 @@ pub async fn work(
     mut signal: watch::Receiver<Signal>,
     shutdown: CancellationToken,
 ) {
+    let mut warned: Option<usize> = None;
     loop {
         // Never start a batch while the night runs.
         tokio::select! {
@@ -69,6 +70,7 @@ pub async fn work(
             rest(&mut signal, &shutdown, Some(REST)).await;
             continue;
         };
+        report_progress(&pool, &settings, &mut warned).await;
         let syncer = {
             let mut slot = syncer.lock().unwrap_or_else(|e| e.into_inner());
             slot.get_or_insert_with(|| Syncer::new(settings.clone(), pool.clone()))
@@ -103,7 +105,6 @@ pub async fn work(
         if chosen == 0 {
             if summary.accounts.iter().all(|a| a.stopped.is_none()) {
                 tracing::info!(since = %since, "backfill complete: every site-day since {since} up to the nightly range is done");
-                super::record_backfill_pace(&shared, None);
             }
             rest(&mut signal, &shutdown, Some(REST)).await;
             continue;
@@ -114,12 +115,42 @@ pub async fn work(
             took_s = started.elapsed().as_secs_f64(),
             "backfill batch finished"
         );
-        if done > 0 {
-            super::record_backfill_pace(&shared, Some(started.elapsed() / done as u32));
-        } else {
+        if done == 0 {
             // Nothing went through: do not hammer the API or the database.
             rest(&mut signal, &shutdown, Some(REST)).await;
         }
+    }
+}
+
+/// Set the backfill's metrics, and warn (once per change) about the days
+/// that will leave the API's reach before the backfill gets to them.
+async fn report_progress(
+    pool: &sqlx::PgPool,
+    settings: &crate::configuration::Settings,
+    warned: &mut Option<usize>,
+) {
+    match crate::status::backfill::load(pool, settings, Utc::now()).await {
+        Ok(all) => {
+            let mut at_risk = 0;
+            for (account, status) in &all {
+                crate::metrics::backfill(
+                    account,
+                    status.done,
+                    status.remaining,
+                    status.eta_seconds,
+                );
+                at_risk += status.at_risk.len();
+                if *warned != Some(at_risk) {
+                    if let Some(risk) = status.describe_at_risk() {
+                        tracing::warn!(account = %account, "{risk}");
+                    }
+                }
+                tracing::info!(account = %account, done = status.done, remaining = status.remaining,
+                    eta_s = status.eta_seconds, "backfill progress");
+            }
+            *warned = Some(at_risk);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the backfill's progress"),
     }
 }
 

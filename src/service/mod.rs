@@ -51,8 +51,6 @@ pub struct Shared {
     pub next_run: Mutex<Option<DateTime<Utc>>>,
     pub last_run: Mutex<Option<RunFigures>>,
     pub current_run: Mutex<Option<(DateTime<Utc>, Arc<Totals>)>>,
-    /// Seconds per site-day of the backfill's last batch that did any.
-    pub backfill_pace: Mutex<Option<Duration>>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -149,7 +147,6 @@ pub async fn run(reload: Reload, settings: Settings) -> anyhow::Result<()> {
         next_run: Mutex::new(None),
         last_run: Mutex::new(None),
         current_run: Mutex::new(None),
-        backfill_pace: Mutex::new(None),
         metrics,
     });
     if let Some(handle) = &shared.metrics {
@@ -248,16 +245,6 @@ struct Service {
     syncer: backfill::SharedSyncer,
     /// What the backfill task is told: a night is running, look again.
     backfill: tokio::sync::watch::Sender<backfill::Signal>,
-}
-
-/// The backfill's measured pace, for its ETA (`None`: nothing to measure).
-fn record_backfill_pace(shared: &Shared, pace: Option<Duration>) {
-    if let Some(pace) = pace {
-        *shared
-            .backfill_pace
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(pace);
-    }
 }
 
 impl Service {

@@ -157,6 +157,7 @@ pub fn account(name: &str, sites: Vec<SiteStatus>) -> AccountStatus {
         sites,
         people: Vec::new(),
         lookback: None,
+        backfill: None,
     }
 }
 

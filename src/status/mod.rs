@@ -3,6 +3,7 @@
 //! next scheduled run, the last run's figures and the last nights' runs. One [`Snapshot`] feeds the
 //! status page of the service ([`page`]) and `sonnys-etl status` ([`text`]).
 
+pub mod backfill;
 pub(crate) mod format;
 pub mod page;
 pub mod text;
@@ -66,6 +67,8 @@ pub struct AccountStatus {
     /// How often the lookback's checks by summaries found a change over
     /// the last [`LOOKBACK_SHOWN_DAYS`] days; `None` without any check.
     pub lookback: Option<LookbackStatus>,
+    /// The backfill (`[backfill] since`), when configured.
+    pub backfill: Option<backfill::BackfillStatus>,
 }
 
 /// Days of lookback checks the status shows.
@@ -269,6 +272,7 @@ impl Snapshot {
                 .insert(row.business_date, row);
         }
 
+        let mut backfills = backfill::load(pool, settings, now).await?;
         let mut accounts = Vec::new();
         for account in &settings.accounts {
             let mut site_statuses = Vec::new();
@@ -360,6 +364,7 @@ impl Snapshot {
                     now - chrono::Duration::days(LOOKBACK_SHOWN_DAYS),
                 )
                 .await?,
+                backfill: backfills.remove(account.name.as_str()),
             });
         }
         let recent_runs = crate::store::runs::recent_runs(pool, RUNS_SHOWN as i64).await?;

@@ -185,6 +185,12 @@ fn account_section(snapshot: &Snapshot, account: &AccountStatus) -> Markup {
                     @if stale > 0 { ", " (stale) " stale" }
                 }
             }
+            @if let Some(backfill) = &account.backfill {
+                p.backfill { (backfill.describe()) }
+                @if let Some(risk) = backfill.describe_at_risk() {
+                    p.backfill.warning { (risk) }
+                }
+            }
             @if let Some(lookback) = &account.lookback {
                 p.lookback.muted { (lookback.describe()) }
             }

@@ -84,6 +84,12 @@ pub fn table(snapshot: &Snapshot, out: &mut impl Write) -> std::io::Result<()> {
         if account.sites.is_empty() {
             writeln!(out, "  no site")?;
         }
+        if let Some(backfill) = &account.backfill {
+            writeln!(out, "  {}", backfill.describe())?;
+            if let Some(risk) = backfill.describe_at_risk() {
+                writeln!(out, "  warning: {risk}")?;
+            }
+        }
         if let Some(lookback) = &account.lookback {
             writeln!(out, "  {}", lookback.describe())?;
         }

@@ -226,6 +226,12 @@ async fn a_restart_mid_backfill_resumes_without_exporting_a_done_day_again() {
         "the backfill finished before the restart"
     );
 
+    // status, the page and plan show the progress.
+    let progress = backfill_progress(&config).await;
+    assert!(progress.done > 0 && progress.remaining > 0, "{progress:?}");
+    assert_eq!(progress.done + progress.remaining, 5 * BACKFILL_DAYS);
+    assert!(progress.eta_seconds > 0);
+
     let mut second = ServiceProcess::start(&config.path, &[]);
     second
         .wait_for("backfill complete", 1, Duration::from_secs(180))
@@ -238,6 +244,9 @@ async fn a_restart_mid_backfill_resumes_without_exporting_a_done_day_again() {
         .success());
     let after = rows(&app).await;
     assert_backfilled(&app, Utc::now(), since, &after);
+    let progress = backfill_progress(&config).await;
+    assert_eq!((progress.done, progress.remaining), (5 * BACKFILL_DAYS, 0));
+    assert!(second.count("backfill progress") > 0);
     for r in done_before {
         let now = after
             .iter()
@@ -246,4 +255,26 @@ async fn a_restart_mid_backfill_resumes_without_exporting_a_done_day_again() {
         assert_eq!(now, r, "a day done before the restart was exported again");
         assert_eq!(now.attempts, 1);
     }
+}
+
+/// The backfill's progress as `status` and `plan` read it.
+async fn backfill_progress(config: &ConfigFile) -> sonnys_etl::status::backfill::BackfillStatus {
+    let settings = sonnys_etl::configuration::Settings::load(&sonnys_etl::configuration::Sources {
+        file: Some(&config.path),
+        env: Default::default(),
+        keys: sonnys_etl::configuration::Keys::Required,
+    })
+    .unwrap();
+    let pool = sqlx::PgPool::connect(settings.database_url().unwrap())
+        .await
+        .unwrap();
+    let all = sonnys_etl::status::backfill::load(&pool, &settings, Utc::now())
+        .await
+        .unwrap();
+    let mut sum = all.values().next().unwrap().clone();
+    for other in all.values().skip(1) {
+        sum.done += other.done;
+        sum.remaining += other.remaining;
+    }
+    sum
 }

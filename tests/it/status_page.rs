@@ -169,6 +169,7 @@ fn snapshot() -> Snapshot {
                 ],
                 people: Vec::new(),
                 lookback: None,
+                backfill: None,
             },
             AccountStatus {
                 name: "South Chain".to_owned(),
@@ -183,6 +184,7 @@ fn snapshot() -> Snapshot {
                 ],
                 people: Vec::new(),
                 lookback: None,
+                backfill: None,
             },
         ],
     }
