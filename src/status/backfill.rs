@@ -68,6 +68,30 @@ impl BackfillStatus {
     }
 }
 
+/// The days that leave the API's reach before the backfill gets to them.
+/// The backfill goes through the sites side by side, so the i-th remaining
+/// day of a site (oldest first) is reached after about i rounds of every
+/// site, `seconds_per_round` each; the day `earliest` (the oldest the API
+/// serves now) leaves the reach within a day, the next one a day later.
+fn at_risk(
+    remaining_by_site: &[(String, Vec<NaiveDate>)],
+    seconds_per_round: f64,
+    earliest: NaiveDate,
+) -> Vec<(String, NaiveDate)> {
+    let mut lost = Vec::new();
+    for (code, remaining) in remaining_by_site {
+        for (i, date) in remaining.iter().enumerate() {
+            let reached_after = i as f64 * seconds_per_round;
+            let leaves_after = ((*date - earliest).num_days() as f64 + 1.0) * 86_400.0;
+            if reached_after >= leaves_after {
+                lost.push((code.clone(), *date));
+            }
+        }
+    }
+    lost.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    lost
+}
+
 /// Every configured account's backfill at `now`; empty without `backfill.since`.
 pub async fn load(
     pool: &PgPool,
@@ -126,23 +150,58 @@ pub async fn load(
         }
         status.requests = status.remaining as f64 * per_site_day;
         status.eta_seconds = (status.requests / per_second).round() as u64;
-        // The i-th remaining day of a site is reached after about i rounds
-        // of every site; it is lost if it leaves the reach before.
         let sites_working = remaining_by_site.len().max(1) as f64;
         let seconds_per_round = per_site_day * sites_working / per_second;
-        for (code, remaining) in &remaining_by_site {
-            for (i, date) in remaining.iter().enumerate() {
-                let reached_after = i as f64 * seconds_per_round;
-                let leaves_after = ((*date - earliest).num_days() as f64 + 1.0) * 86_400.0;
-                if reached_after >= leaves_after {
-                    status.at_risk.push((code.clone(), *date));
-                }
-            }
-        }
-        status
-            .at_risk
-            .sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        status.at_risk = at_risk(&remaining_by_site, seconds_per_round, earliest);
         all.insert(account.name.to_string(), status);
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    #[test]
+    fn days_the_backfill_reaches_only_after_they_leave_the_apis_reach_are_named() {
+        let earliest = date(6, 1);
+        let sites = vec![
+            ("N01".to_owned(), vec![date(6, 1), date(6, 2), date(6, 3)]),
+            ("N02".to_owned(), vec![date(6, 20)]),
+        ];
+        // A round of every site a day: each day is reached just in time.
+        assert!(at_risk(&sites, 86_400.0, earliest).is_empty());
+        // Three days a round: 2 and 3 June leave before their turn; the first
+        // day of each site goes at once.
+        assert_eq!(
+            at_risk(&sites, 3.0 * 86_400.0, earliest),
+            vec![
+                ("N01".to_owned(), date(6, 2)),
+                ("N01".to_owned(), date(6, 3))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_lines_say_what_is_done_left_and_lost() {
+        let status = BackfillStatus {
+            since: date(6, 1),
+            done: 120,
+            remaining: 80,
+            requests: 400.0,
+            eta_seconds: 3 * 3600,
+            at_risk: vec![("N01".to_owned(), date(6, 1))],
+        };
+        let line = status.describe();
+        assert!(
+            line.contains("120 site-days done") && line.contains("80 remaining"),
+            "{line}"
+        );
+        let risk = status.describe_at_risk().unwrap();
+        assert!(risk.contains("N01 2026-06-01"), "{risk}");
+    }
 }
