@@ -6,7 +6,9 @@
 //!
 //! What a run exports is decided by the database, not by memory: every ended
 //! business day of the catch-up range that is not `done`, plus the lookback
-//! days again ([`crate::domain::days::DaySelection::Recent`]).
+//! days again, newest first ([`crate::domain::days::DaySelection::Recent`]).
+//! Beside the runs, with `[backfill] since`, [`backfill`] fills the older
+//! history at the lowest priority, never starting a batch during a run.
 
 pub mod backfill;
 pub mod http;
