@@ -8,7 +8,7 @@
 //! host's clock is never written. The transaction never spans the request.
 //!
 //! A slot is charged until its request's answer came back (migration
-//! 0017): each reserved row has an `id`, which the grant hands to the
+//! 0016): each reserved row has an `id`, which the grant hands to the
 //! request; once answered, the budget's task writes `sent_at =
 //! greatest(sent_at, clock_timestamp())` for the settled ids, in one
 //! statement before its next reservation, off the request path. The vendor
@@ -168,7 +168,7 @@ SELECT tm.granted, tm.retry_s, coalesce(tm.rival, 0)::int2 AS lowest_admitted,
        coalesce((SELECT array_agg(t.id) FROM taken t), '{}')::int8[] AS slots
   FROM timing tm";
 
-/// Settle slots (migration 0017): each is charged from the later of its
+/// Settle slots (migration 0016): each is charged from the later of its
 /// reservation and now. `$1` api id, `$2` the slots' ids.
 const SETTLE: &str = "
 UPDATE sonnys.api_requests
