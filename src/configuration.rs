@@ -371,6 +371,7 @@ struct RawSettings {
     members: RawMembers,
     #[serde(default)]
     reporting: reporting::RawReporting,
+    #[serde(default)]
     backfill: RawBackfill,
     #[serde(default)]
     accounts: Vec<RawAccount>,
