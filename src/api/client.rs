@@ -246,33 +246,15 @@ impl Client {
         page: u32,
         priority: Priority,
     ) -> Result<Page<Summary>, ApiError> {
-        const ENDPOINT: &str = "transaction/version-2";
-        let request = self.http.get(self.url(ENDPOINT)).query(&[
-            ("startDate", window.start().to_string()),
-            ("endDate", window.end().to_string()),
-            ("site", site.as_str().to_owned()),
-            ("limit", SUMMARY_PAGE_SIZE.to_string()),
-            ("offset", page.to_string()),
-        ]);
-        let body = self
-            .send(ENDPOINT, priority, site.as_str(), request)
-            .await?;
-        let decode = |problem| ApiError::Decode {
-            endpoint: ENDPOINT,
-            problem,
-        };
-        let (raw, total) = envelope(body, "transactions").map_err(decode)?;
-        let items = raw
-            .iter()
-            .map(Summary::from_raw)
-            .collect::<Result<_, _>>()
-            .map_err(decode)?;
-        Ok(Page {
-            items,
+        self.window_page(
+            "transaction/version-2",
+            site,
+            window,
             page,
-            limit: SUMMARY_PAGE_SIZE,
-            total,
-        })
+            priority,
+            Summary::from_raw,
+        )
+        .await
     }
 
     /// GET /transaction/type/wash: one page (numbered from 1) of the ids of
@@ -286,8 +268,31 @@ impl Client {
         page: u32,
         priority: Priority,
     ) -> Result<Page<String>, ApiError> {
-        const ENDPOINT: &str = "transaction/type/wash";
-        let request = self.http.get(self.url(ENDPOINT)).query(&[
+        // The items are plain transaction summaries: only their id is used.
+        self.window_page(
+            "transaction/type/wash",
+            site,
+            window,
+            page,
+            priority,
+            |item| Summary::from_raw(item).map(|s| s.id),
+        )
+        .await
+    }
+
+    /// One page of a site window's transaction summaries from `endpoint`
+    /// (the summaries and the type lists share their paging and envelope),
+    /// each item read by `read`.
+    async fn window_page<T>(
+        &self,
+        endpoint: &'static str,
+        site: &SiteCode,
+        window: ExportWindow,
+        page: u32,
+        priority: Priority,
+        read: impl Fn(&Value) -> Result<T, String>,
+    ) -> Result<Page<T>, ApiError> {
+        let request = self.http.get(self.url(endpoint)).query(&[
             ("startDate", window.start().to_string()),
             ("endDate", window.end().to_string()),
             ("site", site.as_str().to_owned()),
@@ -295,17 +300,13 @@ impl Client {
             ("offset", page.to_string()),
         ]);
         let body = self
-            .send(ENDPOINT, priority, site.as_str(), request)
+            .send(endpoint, priority, site.as_str(), request)
             .await?;
-        let decode = |problem| ApiError::Decode {
-            endpoint: ENDPOINT,
-            problem,
-        };
+        let decode = |problem| ApiError::Decode { endpoint, problem };
         let (raw, total) = envelope(body, "transactions").map_err(decode)?;
-        // The items are plain transaction summaries: only their id is used.
         let items = raw
             .iter()
-            .map(|item| Summary::from_raw(item).map(|s| s.id))
+            .map(read)
             .collect::<Result<_, _>>()
             .map_err(decode)?;
         Ok(Page {
