@@ -95,7 +95,7 @@ fn describe() {
     describe_gauge!(
         BACKFILL_ETA,
         metrics::Unit::Seconds,
-        "Expected time until the backfill is done, by account: its remaining requests at the API id's allowance."
+        "Expected time until the backfill is done, by account: the remaining requests of its API id at the pace the nights leave."
     );
     describe_counter!(
         REJECTED_RECORDS,

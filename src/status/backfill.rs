@@ -3,13 +3,17 @@
 //! before the backfill gets to them. Read by `status`, the status page, the
 //! service's metrics and log, and `plan`.
 //!
-//! ETA: remaining site-days × the account's measured requests per site-day
-//! (the mean of its exports of the last 35 days; without history, one page
-//! at [`crate::plan::default_requests_per_page`]) ÷ the API id's allowance
-//! per second. It is the pace with the whole allowance; the nights take
-//! their share of it first, so the backfill is that much later.
+//! ETA: the remaining site-days' requests of the account's API id (each
+//! account's at its measured requests per site-day: the mean of its exports
+//! of the last 35 days; without history, one page at
+//! [`crate::plan::default_requests_per_page`]) ÷ the pace the nights leave
+//! on that id: its allowance less what the service's runs spend a day. That
+//! is read from `sonnys.runs` (the last 7 days, split between the API ids
+//! by their sites); before the first run, a night is taken to export one
+//! site-day of every site. Accounts sharing an API id share its pace, so
+//! each is given the id's ETA (its sites go side by side with the others').
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
@@ -21,6 +25,12 @@ use crate::domain::SiteCode;
 
 /// How far back the measured cost of a site-day reaches.
 const HISTORY_DAYS: u64 = 35;
+/// How far back the nights' spending is read.
+const NIGHTS_DAYS: i64 = 7;
+/// The least share of the allowance the backfill is counted on, so that
+/// nights spending (nearly) all of it give a long ETA, not an endless one.
+const LEAST_SHARE: f64 = 0.01;
+const DAY_SECONDS: f64 = 86_400.0;
 
 /// The backfill of one account.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -31,6 +41,11 @@ pub struct BackfillStatus {
     pub remaining: u64,
     /// Expected requests of the remaining site-days.
     pub requests: f64,
+    /// Requests a day the service's runs spend on the account's API id,
+    /// which the backfill does not get.
+    pub nightly_requests_per_day: f64,
+    /// Requests per second left to the backfill of the account's API id.
+    pub pace_per_second: f64,
     pub eta_seconds: u64,
     /// Site-days that leave the API's reach before the backfill, at its
     /// ETA's pace, gets to them: (site, date), oldest first.
@@ -41,7 +56,7 @@ impl BackfillStatus {
     /// "backfill since 2026-06-01: 120 site-days done, 80 remaining, about 3 h left".
     pub fn describe(&self) -> String {
         format!(
-            "backfill since {}: {} site-days done, {} remaining ({} requests), about {} left",
+            "backfill since {}: {} site-days done, {} remaining ({} requests), about {} left at the pace the nights leave",
             self.since,
             self.done,
             self.remaining,
@@ -92,6 +107,22 @@ fn at_risk(
     lost
 }
 
+/// Requests per second the backfill of an API id gets: its allowance per
+/// second less what the nights spend of it a day, and at least
+/// [`LEAST_SHARE`] of the allowance.
+fn pace_left(allowance_per_second: f64, nightly_per_day: f64) -> f64 {
+    (allowance_per_second - nightly_per_day / DAY_SECONDS).max(allowance_per_second * LEAST_SHARE)
+}
+
+/// One account's remaining work, before its API id's pace is known.
+struct Remaining {
+    account: String,
+    api_id: String,
+    status: BackfillStatus,
+    per_site_day: f64,
+    by_site: Vec<(String, Vec<NaiveDate>)>,
+}
+
 /// Every configured account's backfill at `now`; empty without `backfill.since`.
 pub async fn load(
     pool: &PgPool,
@@ -105,10 +136,11 @@ pub async fn load(
     let sites = crate::store::known_sites(pool).await?;
     let history =
         crate::store::status::day_history(pool, now.date_naive() - Days::new(HISTORY_DAYS)).await?;
-    let per_second =
+    let allowance_per_second =
         f64::from(settings.api.allowance().max(1)) / settings.api.window.as_secs_f64().max(0.001);
     let earliest = earliest_servable_date(now);
     let none = HashSet::new();
+    let mut accounts = Vec::new();
     for account in &settings.accounts {
         let done_days = crate::store::done_days(pool, &account.name, since).await?;
         let (days, requests) = history
@@ -125,12 +157,14 @@ pub async fn load(
             done: 0,
             remaining: 0,
             requests: 0.0,
+            nightly_requests_per_day: 0.0,
+            pace_per_second: allowance_per_second,
             eta_seconds: 0,
             at_risk: Vec::new(),
         };
         // Each site's remaining days, oldest first: the backfill goes
         // through the sites side by side.
-        let mut remaining_by_site = Vec::new();
+        let mut by_site = Vec::new();
         for site in sites.iter().filter(|s| s.exported_by(account)) {
             let done = SiteCode::parse(&site.code)
                 .as_ref()
@@ -146,14 +180,60 @@ pub async fn load(
                 }
             }
             status.remaining += remaining.len() as u64;
-            remaining_by_site.push((site.code.clone(), remaining));
+            by_site.push((site.code.clone(), remaining));
         }
         status.requests = status.remaining as f64 * per_site_day;
-        status.eta_seconds = (status.requests / per_second).round() as u64;
-        let sites_working = remaining_by_site.len().max(1) as f64;
-        let seconds_per_round = per_site_day * sites_working / per_second;
-        status.at_risk = at_risk(&remaining_by_site, seconds_per_round, earliest);
-        all.insert(account.name.to_string(), status);
+        accounts.push(Remaining {
+            account: account.name.to_string(),
+            api_id: account.api_id.to_string(),
+            status,
+            per_site_day,
+            by_site,
+        });
+    }
+
+    // What the nights spend a day on each API id.
+    let (spent, first_run) =
+        crate::store::runs::requests_since(pool, now - chrono::Duration::days(NIGHTS_DAYS)).await?;
+    let all_sites: usize = accounts.iter().map(|a| a.by_site.len()).sum();
+    let mut nightly: HashMap<&str, f64> = HashMap::new();
+    for a in &accounts {
+        let per_day = match first_run {
+            // The runs' requests a day, over the days they span (one at
+            // least), split by the id's share of the sites.
+            Some(first) => {
+                let span = ((now - first).num_seconds() as f64 / DAY_SECONDS)
+                    .clamp(1.0, NIGHTS_DAYS as f64);
+                spent as f64 / span * a.by_site.len() as f64 / all_sites.max(1) as f64
+            }
+            // No run yet: one site-day of every site a night.
+            None => a.by_site.len() as f64 * a.per_site_day,
+        };
+        *nightly.entry(a.api_id.as_str()).or_default() += per_day;
+    }
+    // Each id's remaining requests and sites.
+    let mut work: HashMap<&str, (f64, f64)> = HashMap::new();
+    for a in &accounts {
+        let w = work.entry(a.api_id.as_str()).or_default();
+        w.0 += a.status.requests;
+        w.1 += a.per_site_day * a.by_site.len() as f64;
+    }
+    for a in &accounts {
+        let night = nightly.get(a.api_id.as_str()).copied().unwrap_or(0.0);
+        let pace = pace_left(allowance_per_second, night);
+        let (requests, round_requests) = work.get(a.api_id.as_str()).copied().unwrap_or_default();
+        let mut status = a.status.clone();
+        status.nightly_requests_per_day = night;
+        status.pace_per_second = pace;
+        status.eta_seconds = if status.remaining == 0 {
+            0
+        } else {
+            (requests / pace).round() as u64
+        };
+        // A round exports a site-day of every site on the id.
+        let seconds_per_round = round_requests.max(a.per_site_day) / pace;
+        status.at_risk = at_risk(&a.by_site, seconds_per_round, earliest);
+        all.insert(a.account.clone(), status);
     }
     Ok(all)
 }
@@ -187,12 +267,30 @@ mod tests {
     }
 
     #[test]
+    fn the_eta_runs_at_the_pace_the_nights_leave() {
+        // 80 requests a minute; the nights spend 5,760 a day (72 minutes'
+        // worth), so the backfill gets 95 % of the allowance.
+        let allowance = 80.0 / 60.0;
+        let pace = pace_left(allowance, 5_760.0);
+        assert!((pace / allowance - 0.95).abs() < 1e-9, "{pace}");
+        let hours = |p: f64| 96_000.0 / p / 3600.0;
+        assert!((hours(allowance) - 20.0).abs() < 1e-9);
+        assert!((hours(pace) - 20.0 / 0.95).abs() < 1e-9);
+        // Nights that spend the whole allowance leave a long ETA, not an
+        // endless one.
+        let starved = pace_left(allowance, 200_000.0);
+        assert!(starved > 0.0 && starved < allowance * 0.02, "{starved}");
+    }
+
+    #[test]
     fn the_lines_say_what_is_done_left_and_lost() {
         let status = BackfillStatus {
             since: date(6, 1),
             done: 120,
             remaining: 80,
             requests: 400.0,
+            nightly_requests_per_day: 1000.0,
+            pace_per_second: 1.3,
             eta_seconds: 3 * 3600,
             at_risk: vec![("N01".to_owned(), date(6, 1))],
         };

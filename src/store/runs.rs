@@ -107,3 +107,18 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RunFigur
     .await?;
     Ok(rows.into_iter().map(RunFigures::from).collect())
 }
+
+/// The requests the service's runs spent since `since`, and when the first
+/// of those runs started (`None` without a run since then).
+pub async fn requests_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> sqlx::Result<(u64, Option<DateTime<Utc>>)> {
+    let (requests, first): (Option<i64>, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT sum(requests)::bigint, min(started_at) FROM sonnys.runs WHERE started_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok((requests.map_or(0, |r| u64::try_from(r).unwrap_or(0)), first))
+}

@@ -213,6 +213,25 @@ async fn a_restart_mid_backfill_resumes_without_exporting_a_done_day_again() {
     first
         .wait_for("backfill batch finished", 1, Duration::from_secs(180))
         .await;
+    // The operator watches it on /metrics and the status page.
+    let endpoint = first.endpoint().await;
+    let watched = watch_metrics(&endpoint).await;
+    assert_eq!(
+        watched.done + watched.remaining,
+        5 * BACKFILL_DAYS,
+        "{watched:?}"
+    );
+    assert!(watched.eta_seconds > 0.0, "{watched:?}");
+    let page = reqwest::get(format!("{endpoint}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("backfill since {since}")) && page.contains("site-days done"),
+        "the status page shows no backfill line:\n{page}"
+    );
     first.signal("TERM");
     assert!(first.exit(Duration::from_secs(30)).await.unwrap().success());
     let before = rows(&app).await;
@@ -277,4 +296,50 @@ async fn backfill_progress(config: &ConfigFile) -> sonnys_etl::status::backfill:
         sum.remaining += other.remaining;
     }
     sum
+}
+
+/// The backfill's gauges as `/metrics` shows them, summed over accounts.
+#[derive(Debug, Default)]
+struct Watched {
+    done: u64,
+    remaining: u64,
+    eta_seconds: f64,
+}
+
+/// Read `/metrics` until the backfill's gauges show a finished batch
+/// (they are set before every batch, so the one after the first).
+async fn watch_metrics(endpoint: &str) -> Watched {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = reqwest::get(format!("{endpoint}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut watched = Watched::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            if name.starts_with("sonnys_etl_backfill_site_days{") {
+                if name.contains("state=\"done\"") {
+                    watched.done += value as u64;
+                } else if name.contains("state=\"remaining\"") {
+                    watched.remaining += value as u64;
+                }
+            } else if name.starts_with("sonnys_etl_backfill_eta_seconds{") {
+                watched.eta_seconds = watched.eta_seconds.max(value);
+            }
+        }
+        if watched.done > 0 {
+            return watched;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/metrics never showed a done backfill site-day:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
