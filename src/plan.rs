@@ -272,7 +272,8 @@ pub async fn forecast(
         deadline: None,
         per_account,
         recent_nights,
-        backfill: crate::status::backfill::load(pool, settings, at).await?,
+        // The backfill as it stands now, whenever the forecast run starts.
+        backfill: crate::status::backfill::load(pool, settings, Utc::now()).await?,
     })
 }
 

@@ -1,15 +1,17 @@
 //! The service's backfill (`[backfill] since`): every ended site-day from
 //! `since` up to the day before the nightly range that is not `done`,
-//! oldest first ([`DaySelection::Backfill`]), exported a small batch at a
-//! time through the same [`Syncer`] as the nightly run, every request at
+//! oldest first ([`DaySelection::Backfill`]), exported continuously through
+//! the same [`Syncer`] as the nightly run, every request at
 //! [`PriorityClass::Background`].
 //!
-//! It never delays the night: before each batch it waits until no nightly
-//! run is going, and a batch still in flight when a run starts only gets the
-//! slots the run does not want (the budget serves the normal class first, in
-//! this process and, through the ledger, across processes). Its state is
+//! It never delays the night: while a nightly run is going it starts no
+//! site-day, and the days already going only get the slots the run does not
+//! want (the budget serves the normal class first, in this process and,
+//! through the ledger, across processes). Sites take turns of
+//! [`TURN_DAYS`] days, so the oldest days of every site go first, and the
+//! budget never idles at the end of a batch. Its state is
 //! `sonnys.sync_days` alone, so a restart resumes where it stopped and
-//! replicas share it through the site-day leases. Its batches are not runs:
+//! replicas share it through the site-day leases. Its passes are not runs:
 //! they are not in `sonnys.runs` nor in the run metrics.
 
 use std::sync::{Arc, Mutex};
@@ -27,20 +29,26 @@ use crate::people::DataKinds;
 use crate::progress::Progress;
 use crate::sync::{SyncPlan, Syncer};
 
-/// Site-days of each site one batch exports at most.
-pub const BATCH_DAYS_PER_SITE: u32 = 2;
-/// How long the backfill rests after a batch that finished nothing (the
+/// Days a site exports in its turn before the next site's turn.
+pub const TURN_DAYS: usize = 2;
+/// How long the backfill rests after a pass that finished nothing (the
 /// API refusing, the database away), or once everything is done, unless the
 /// service wakes it sooner (a run ended, the configuration changed).
 const REST: Duration = Duration::from_secs(300);
+/// How often, during a pass, the progress gauges are brought up to date
+/// once site-days finished since the last time.
+const PROGRESS_LOOK: Duration = Duration::from_secs(2);
 
 /// What the service tells the backfill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Signal {
-    /// A nightly run is going: start no batch.
+    /// A nightly run is going: start no site-day.
     pub night: bool,
     /// Changed at every run end and every reload: look again.
     pub generation: u64,
+    /// Changed at every reload: a pass going stops and starts again when
+    /// the backfill's part of the configuration changed.
+    pub reloads: u64,
 }
 
 /// The syncer the nightly run uses (so both share each API id's budget).
@@ -53,9 +61,24 @@ pub async fn work(
     mut signal: watch::Receiver<Signal>,
     shutdown: CancellationToken,
 ) {
+    // The pause the syncer reads: the night, from the service's signal.
+    let (pause_tx, pause) = watch::channel(signal.borrow().night);
+    {
+        let (mut signal, shutdown) = (signal.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = signal.changed() => if changed.is_err() { return },
+                }
+                let night = signal.borrow_and_update().night;
+                pause_tx.send_replace(night);
+            }
+        });
+    }
     let mut warned: Option<usize> = None;
     loop {
-        // Never start a batch while the night runs.
+        // Start a pass only between nights.
         tokio::select! {
             _ = shutdown.cancelled() => return,
             waited = signal.wait_for(|s| !s.night) => if waited.is_err() { return },
@@ -81,21 +104,64 @@ pub async fn work(
             transactions: true,
             labour: false,
             members: false,
-        });
+        })
+        .taking_turns(TURN_DAYS)
+        .paused_by(pause.clone());
         let plan = SyncPlan {
             days: DaySelection::Backfill {
                 since,
                 catch_up_days: settings.schedule.catch_up_days,
-                batch: Some(BATCH_DAYS_PER_SITE),
+                batch: None,
             },
             accounts: Vec::new(),
             sites: Vec::new(),
         };
         let started = tokio::time::Instant::now();
+        // A reload stops the pass (its days in flight finish) and the next
+        // one starts with the new configuration.
+        let pass = shutdown.child_token();
+        let progress = Progress::plain();
+        let reloads = signal.borrow().reloads;
+        let watcher = {
+            let (mut signal, pass) = (signal.clone(), pass.clone());
+            let (pool, settings, shared) = (pool.clone(), settings.clone(), shared.clone());
+            let totals = progress.totals();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PROGRESS_LOOK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut seen = 0;
+                loop {
+                    tokio::select! {
+                        _ = pass.cancelled() => return,
+                        _ = tick.tick() => {
+                            // After site-days finished, at most every PROGRESS_LOOK.
+                            let finished = totals.finished.load(std::sync::atomic::Ordering::Relaxed);
+                            if finished != seen {
+                                seen = finished;
+                                update_gauges(&pool, &settings).await;
+                            }
+                        }
+                        changed = signal.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            if signal.borrow_and_update().reloads != reloads
+                                && what_a_pass_reads(&shared.settings()) != what_a_pass_reads(&settings)
+                            {
+                                tracing::info!("the backfill's configuration changed: the backfill starts again with it");
+                                pass.cancel();
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        };
         let summary = syncer
-            .run(&plan, &shutdown, &Progress::plain())
+            .run(&plan, &pass, &progress)
             .instrument(tracing::info_span!("backfill"))
             .await;
+        watcher.abort();
         let Ok(summary) = summary else {
             rest(&mut signal, &shutdown, Some(REST)).await;
             continue;
@@ -113,12 +179,51 @@ pub async fn work(
             site_days = chosen,
             done,
             took_s = started.elapsed().as_secs_f64(),
-            "backfill batch finished"
+            "backfill pass finished"
         );
-        if done == 0 {
+        if done == 0 && !pass.is_cancelled() {
             // Nothing went through: do not hammer the API or the database.
             rest(&mut signal, &shutdown, Some(REST)).await;
         }
+    }
+}
+
+/// The settings a pass works by: a reload that changes one of them stops
+/// the pass going (its days in flight finish) and starts another. (A new
+/// API key applies at the next pass: the old one's refusal ends this one.)
+fn what_a_pass_reads(settings: &crate::configuration::Settings) -> String {
+    let accounts: Vec<String> = settings
+        .accounts
+        .iter()
+        .map(|a| format!("{}/{}/{:?}/{:?}", a.name, a.api_id, a.sites, a.timezone))
+        .collect();
+    let api = &settings.api;
+    format!(
+        "{:?} {} {} {} {:?} {} {:?}",
+        settings.backfill.since,
+        settings.schedule.catch_up_days,
+        accounts.join(","),
+        api.base_url,
+        api.window,
+        api.allowance(),
+        api.jitter_guard
+    )
+}
+
+/// Bring the backfill's gauges up to date.
+async fn update_gauges(pool: &sqlx::PgPool, settings: &crate::configuration::Settings) {
+    match crate::status::backfill::load(pool, settings, Utc::now()).await {
+        Ok(all) => {
+            for (account, status) in &all {
+                crate::metrics::backfill(
+                    account,
+                    status.done,
+                    status.remaining,
+                    status.eta_seconds,
+                );
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read the backfill's progress"),
     }
 }
 

@@ -312,8 +312,9 @@ impl Service {
                         crate::metrics::tick_skipped();
                         tracing::warn!(tick = %fired, "scheduled tick skipped: the previous run is still going");
                     } else {
-                        running = Some(self.start_run());
+                        // The backfill pauses first: its next day waits.
                         self.signal_backfill(true);
+                        running = Some(self.start_run());
                     }
                 }
                 _ = hangups.recv() => {
@@ -661,8 +662,11 @@ impl Service {
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         *self.syncer.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.schedule_next(Utc::now(), ticks).await?;
-        let night = self.backfill.borrow().night;
-        self.signal_backfill(night);
+        // The backfill starts again with the new configuration.
+        self.backfill.send_modify(|s| {
+            s.generation += 1;
+            s.reloads += 1;
+        });
         self.idle_status();
         tracing::info!(
             next_run =

@@ -96,6 +96,10 @@ pub struct Syncer {
     data: DataKinds,
     /// The class of the requests; `None`: [`PriorityClass::of_sync`].
     priority: Option<PriorityClass>,
+    /// Sites take turns of this many days ([`Syncer::taking_turns`]).
+    turn_days: Option<usize>,
+    /// No site-day starts while this says `true` ([`Syncer::paused_by`]).
+    pause: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Syncer {
@@ -114,6 +118,38 @@ impl Syncer {
             sites_running: Arc::new(Semaphore::new(sites)),
             data,
             priority: None,
+            turn_days: None,
+            pause: None,
+        }
+    }
+
+    /// Sites take turns: a site exports `days` of its days, then queues
+    /// again behind the sites waiting for one of the `max_concurrent_sites`
+    /// places, so that every site's oldest days go before any site's later
+    /// ones (the backfill; without it, a site keeps its place until all its
+    /// days are done).
+    pub fn taking_turns(mut self, days: usize) -> Self {
+        self.turn_days = Some(days.max(1));
+        self
+    }
+
+    /// Start no site-day while `pause` says `true` (the backfill, during the
+    /// service's nightly runs); the days already going carry on. The syncer
+    /// gets places of its own for `max_concurrent_sites`, so that a paused
+    /// site never holds a place the nightly run needs.
+    pub fn paused_by(mut self, pause: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.pause = Some(pause);
+        self.sites_running = Arc::new(Semaphore::new(self.settings.sync.max_concurrent_sites));
+        self
+    }
+
+    /// Wait until no pause holds, or the export is cancelled.
+    async fn unpaused(&self, cancel: &CancellationToken) {
+        if let Some(mut pause) = self.pause.clone() {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = pause.wait_for(|paused| !*paused) => {}
+            }
         }
     }
 
@@ -421,11 +457,13 @@ impl Syncer {
             let (summary, bar, left) = (summary, bar, &left);
             let span = tracing::info_span!("site", site = %site.code);
             async move {
+              for turn in days.chunks(self.turn_days.unwrap_or(usize::MAX)) {
                 let Ok(_permit) = self.sites_running.acquire().await else { return };
                 // A few days at once, so the site always has requests queued
                 // while another day waits for its first page's build.
-                let mut days = stream::iter(days)
+                let mut days = stream::iter(turn.to_vec())
                     .map(|(day, redo)| async move {
+                        self.unpaused(&export.cancel).await;
                         if export.cancel.is_cancelled() {
                             return (day, redo, Err(ExportError::Cancelled));
                         }
@@ -485,6 +523,7 @@ impl Syncer {
                         }
                     }
                 }
+              }
             }
             .instrument(span)
         }))
