@@ -63,12 +63,10 @@ pub enum DaySelection {
     /// The service's backfill (`[backfill] since`): the ended days from
     /// `since` up to the day before the nightly range (the last
     /// `catch_up_days` ended days) that are not `done`, oldest first (they
-    /// leave the API's reach soonest); with `batch`, at most that many per
-    /// site (the backfill works in small batches, pausing for the night).
+    /// leave the API's reach soonest).
     Backfill {
         since: NaiveDate,
         catch_up_days: u32,
-        batch: Option<u32>,
     },
 }
 
@@ -188,11 +186,9 @@ impl DaySelection {
             DaySelection::Backfill {
                 since,
                 catch_up_days,
-                batch,
             } => {
                 selected.days = backfill_dates(timezone, now, since, catch_up_days)
                     .filter(|d| !done.contains(d))
-                    .take(batch.map_or(usize::MAX, |b| b as usize))
                     .map(|d| BusinessDay::new(d, timezone))
                     .collect();
             }
@@ -343,39 +339,34 @@ mod tests {
     }
 
     #[test]
-    fn a_backfill_takes_the_missing_days_before_the_nightly_range_oldest_first_in_batches() {
+    fn a_backfill_takes_the_missing_days_before_the_nightly_range_oldest_first() {
         let now = Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap();
-        let backfill = |batch| DaySelection::Backfill {
+        let backfill = || DaySelection::Backfill {
             since: date(11, 10),
             catch_up_days: 7,
-            batch,
         };
         // The nightly range is 22–28 November: the backfill stops at the 21st.
         let done = [date(11, 11), date(11, 15)];
-        let all = picked(backfill(None), Chicago, now, &done);
+        let all = picked(backfill(), Chicago, now, &done);
         assert_eq!(all.first(), Some(&date(11, 10)));
         assert_eq!(all.last(), Some(&date(11, 21)));
         assert_eq!(all.len(), 12 - 2);
         assert!(!all.contains(&date(11, 11)) && !all.contains(&date(11, 15)));
-        assert_eq!(
-            picked(backfill(Some(3)), Chicago, now, &done),
-            vec![date(11, 10), date(11, 12), date(11, 13)]
-        );
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
         // Never before the API's reach.
         let far = DaySelection::Backfill {
             since: date(1, 1),
             catch_up_days: 7,
-            batch: Some(1),
         };
         assert_eq!(
-            picked(far, Chicago, now, &[]),
-            vec![earliest_servable_date(now)]
+            picked(far, Chicago, now, &[]).first(),
+            Some(&earliest_servable_date(now))
         );
         assert_eq!(
-            backfill(None).redo(Chicago, now, date(11, 12), Lookback::Summaries, false),
+            backfill().redo(Chicago, now, date(11, 12), Lookback::Summaries, false),
             Redo::No
         );
-        assert_eq!(backfill(None).on_claimed(), OnClaimed::Skip);
+        assert_eq!(backfill().on_claimed(), OnClaimed::Skip);
     }
 
     #[test]

@@ -111,7 +111,6 @@ pub async fn work(
             days: DaySelection::Backfill {
                 since,
                 catch_up_days: settings.schedule.catch_up_days,
-                batch: None,
             },
             accounts: Vec::new(),
             sites: Vec::new(),

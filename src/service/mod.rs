@@ -8,7 +8,7 @@
 //! business day of the catch-up range that is not `done`, plus the lookback
 //! days again, newest first ([`crate::domain::days::DaySelection::Recent`]).
 //! Beside the runs, with `[backfill] since`, [`backfill`] fills the older
-//! history at the lowest priority, never starting a batch during a run.
+//! history at the lowest priority, starting no site-day during a run.
 
 pub mod backfill;
 pub mod http;
@@ -284,7 +284,7 @@ impl Service {
         }
 
         // The backfill starts once the start-up run (if any) is known, so
-        // that its first batch waits for it.
+        // that its first pass waits for it.
         self.signal_backfill(running.is_some());
         let backfill_task = tokio::spawn(backfill::work(
             self.shared.clone(),
@@ -365,7 +365,7 @@ impl Service {
                 }
             }
         }
-        // The backfill's batch stops with the shutdown token; its started
+        // The backfill's pass stops with the shutdown token; its started
         // days record their end like the run's.
         let timeout = self.shared.settings().server.shutdown_timeout;
         if tokio::time::timeout(timeout, backfill_task).await.is_err() {
