@@ -29,8 +29,9 @@ use crate::people::DataKinds;
 use crate::progress::Progress;
 use crate::sync::{SyncPlan, Syncer};
 
-/// Days a site exports in its turn before the next site's turn.
-pub const TURN_DAYS: usize = 2;
+/// Days a site exports in its turn before the next site's turn: as many as
+/// it exports at once, so a site alone keeps as many days going as in a run.
+pub const TURN_DAYS: usize = crate::sync::DAYS_IN_FLIGHT;
 /// How long the backfill rests after a pass that finished nothing (the
 /// API refusing, the database away), or once everything is done, unless the
 /// service wakes it sooner (a run ended, the configuration changed).

@@ -55,6 +55,12 @@ pub struct BackfillStatus {
 impl BackfillStatus {
     /// "backfill since 2026-06-01: 120 site-days done, 80 remaining, about 3 h left".
     pub fn describe(&self) -> String {
+        if self.remaining == 0 {
+            return format!(
+                "backfill since {}: complete, {} site-days done",
+                self.since, self.done
+            );
+        }
         format!(
             "backfill since {}: {} site-days done, {} remaining ({} requests), about {} left at the pace the nights leave",
             self.since,
@@ -301,5 +307,17 @@ mod tests {
         );
         let risk = status.describe_at_risk().unwrap();
         assert!(risk.contains("N01 2026-06-01"), "{risk}");
+        let complete = BackfillStatus {
+            done: 200,
+            remaining: 0,
+            requests: 0.0,
+            eta_seconds: 0,
+            at_risk: Vec::new(),
+            ..status
+        };
+        assert_eq!(
+            complete.describe(),
+            "backfill since 2026-06-01: complete, 200 site-days done"
+        );
     }
 }

@@ -59,7 +59,7 @@ pub enum Stop {
 }
 
 /// Business days one site exports at the same time.
-const DAYS_IN_FLIGHT: usize = 6;
+pub const DAYS_IN_FLIGHT: usize = 6;
 
 /// What to sync.
 #[derive(Debug, Clone)]

@@ -17,12 +17,15 @@ const CATCH_UP: u32 = 2;
 /// Days of each site the backfill covers: 5 sites × 5 days = 25 site-days.
 const BACKFILL_DAYS: u64 = 5;
 /// Requests per 600 ms of each API id: slow enough that the backfill is
-/// still going when the test fires the night or restarts the service.
+/// still going when the test fires the night or restarts the service. And
+/// one site at a time (`sync.max_concurrent_sites = 1`): a site's turn
+/// takes all of its 5 days, so the later sites' days are still waiting for
+/// their turn then.
 const ALLOWANCE: u32 = 6;
 
 fn toml(app: &TestApp, cron: &str, since: NaiveDate) -> String {
     format!(
-        "[schedule]\ncron = \"{cron}\"\ntimezone = \"America/Chicago\"\ncatch_up_days = {CATCH_UP}\nlookback_days = 2\nlookback = \"full\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n\n[backfill]\nsince = \"{since}\"\n\n{}",
+        "[schedule]\ncron = \"{cron}\"\ntimezone = \"America/Chicago\"\ncatch_up_days = {CATCH_UP}\nlookback_days = 2\nlookback = \"full\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n\n[sync]\nmax_concurrent_sites = 1\n\n[backfill]\nsince = \"{since}\"\n\n{}",
         app.config_toml(ALLOWANCE, Duration::from_millis(600))
     )
 }
