@@ -79,8 +79,13 @@ pub async fn work(
     }
     let mut warned: Option<usize> = None;
     loop {
+        // A rest ends at shutdown too: start nothing then.
+        if shutdown.is_cancelled() {
+            return;
+        }
         // Start a pass only between nights.
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return,
             waited = signal.wait_for(|s| !s.night) => if waited.is_err() { return },
         }

@@ -270,6 +270,14 @@ async fn a_restart_mid_backfill_resumes_without_exporting_a_done_day_again() {
     let progress = backfill_progress(&config).await;
     assert_eq!((progress.done, progress.remaining), (5 * BACKFILL_DAYS, 0));
     assert!(second.count("backfill progress") > 0);
+    // A finished backfill resting through a SIGTERM starts nothing: no
+    // error at a clean stop.
+    let errors: Vec<String> = second
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     for r in done_before {
         let now = after
             .iter()
