@@ -14,6 +14,7 @@
 //! replicas share it through the site-day leases. Its passes are not runs:
 //! they are not in `sonnys.runs` nor in the run metrics.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::budget::PriorityClass;
 use crate::domain::days::DaySelection;
 use crate::people::DataKinds;
 use crate::progress::Progress;
+use crate::status::backfill::BackfillStatus;
 use crate::sync::{SyncPlan, Syncer};
 
 /// Days a site exports in its turn before the next site's turn: as many as
@@ -143,7 +145,9 @@ pub async fn work(
                             let finished = totals.finished.load(std::sync::atomic::Ordering::Relaxed);
                             if finished != seen {
                                 seen = finished;
-                                update_gauges(&pool, &settings).await;
+                                if let Err(e) = update_gauges(&pool, &settings).await {
+                                    tracing::debug!(error = %e, "cannot read the backfill's progress");
+                                }
                             }
                         }
                         changed = signal.changed() => {
@@ -215,53 +219,45 @@ fn what_a_pass_reads(settings: &crate::configuration::Settings) -> String {
     )
 }
 
-/// Bring the backfill's gauges up to date.
-async fn update_gauges(pool: &sqlx::PgPool, settings: &crate::configuration::Settings) {
-    match crate::status::backfill::load(pool, settings, Utc::now()).await {
-        Ok(all) => {
-            for (account, status) in &all {
-                crate::metrics::backfill(
-                    account,
-                    status.done,
-                    status.remaining,
-                    status.eta_seconds,
-                );
-            }
-        }
-        Err(e) => tracing::debug!(error = %e, "cannot read the backfill's progress"),
+/// Bring the backfill's gauges up to date; returns the progress read.
+async fn update_gauges(
+    pool: &sqlx::PgPool,
+    settings: &crate::configuration::Settings,
+) -> sqlx::Result<BTreeMap<String, BackfillStatus>> {
+    let all = crate::status::backfill::load(pool, settings, Utc::now()).await?;
+    for (account, status) in &all {
+        crate::metrics::backfill(account, status.done, status.remaining, status.eta_seconds);
     }
+    Ok(all)
 }
 
-/// Set the backfill's metrics, and warn (once per change) about the days
-/// that will leave the API's reach before the backfill gets to them.
+/// Set the backfill's metrics, log its progress, and warn (once per
+/// change) about the days that will leave the API's reach before the
+/// backfill gets to them.
 async fn report_progress(
     pool: &sqlx::PgPool,
     settings: &crate::configuration::Settings,
     warned: &mut Option<usize>,
 ) {
-    match crate::status::backfill::load(pool, settings, Utc::now()).await {
-        Ok(all) => {
-            let mut at_risk = 0;
-            for (account, status) in &all {
-                crate::metrics::backfill(
-                    account,
-                    status.done,
-                    status.remaining,
-                    status.eta_seconds,
-                );
-                at_risk += status.at_risk.len();
-                if *warned != Some(at_risk) {
-                    if let Some(risk) = status.describe_at_risk() {
-                        tracing::warn!(account = %account, "{risk}");
-                    }
-                }
-                tracing::info!(account = %account, done = status.done, remaining = status.remaining,
-                    eta_s = status.eta_seconds, "backfill progress");
-            }
-            *warned = Some(at_risk);
+    let all = match update_gauges(pool, settings).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the backfill's progress");
+            return;
         }
-        Err(e) => tracing::warn!(error = %e, "cannot read the backfill's progress"),
+    };
+    let mut at_risk = 0;
+    for (account, status) in &all {
+        at_risk += status.at_risk.len();
+        if *warned != Some(at_risk) {
+            if let Some(risk) = status.describe_at_risk() {
+                tracing::warn!(account = %account, "{risk}");
+            }
+        }
+        tracing::info!(account = %account, done = status.done, remaining = status.remaining,
+            eta_s = status.eta_seconds, "backfill progress");
     }
+    *warned = Some(at_risk);
 }
 
 /// Wait for the service's next signal, `shutdown`, or `at_most`.
