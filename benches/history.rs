@@ -228,12 +228,7 @@ async fn night(server: &str, case: Case, run: usize) -> anyhow::Result<Night> {
     })
     .start("127.0.0.1:0".parse()?)
     .await?;
-    let account = sim
-        .simulator()
-        .accounts()
-        .into_iter()
-        .find(|a| a.name == ACCOUNT)
-        .expect("the sample chain's northside");
+    let account = northside(&sim);
     let db = fresh_database(server, &format!("{}{run}", case.name())).await?;
     sonnys_etl::store::migrate(&db.0).await?;
     log_the_ledger(&db.0).await?;
@@ -331,6 +326,15 @@ async fn night(server: &str, case: Case, run: usize) -> anyhow::Result<Night> {
     })
 }
 
+/// The benchmark's account in the simulated chain.
+fn northside(sim: &RunningSimulator) -> sonnys_etl::rehearsal::simulator::SimAccount {
+    sim.simulator()
+        .accounts()
+        .into_iter()
+        .find(|a| a.name == ACCOUNT)
+        .expect("the sample chain's northside")
+}
+
 /// Every `done` site-day against the simulator's truth: the same
 /// transaction ids with the same totals, none missing, none twice.
 async fn check_data(
@@ -338,12 +342,7 @@ async fn check_data(
     pool: &PgPool,
     first_nightly: NaiveDate,
 ) -> anyhow::Result<(usize, usize, Vec<String>)> {
-    let account = sim
-        .simulator()
-        .accounts()
-        .into_iter()
-        .find(|a| a.name == ACCOUNT)
-        .expect("northside");
+    let account = northside(sim);
     let days: Vec<(String, NaiveDate)> = sqlx::query_as(
         "SELECT site_code, business_date FROM sonnys.sync_days
           WHERE account = $1 AND status = 'done' ORDER BY 1, 2",
@@ -458,12 +457,7 @@ async fn await_background_slot(pool: &PgPool) -> anyhow::Result<()> {
 
 /// The configuration an operator would write: the northside account only.
 fn config_toml(sim: &RunningSimulator, url: &str, cron: &str, since: Option<NaiveDate>) -> String {
-    let account = sim
-        .simulator()
-        .accounts()
-        .into_iter()
-        .find(|a| a.name == ACCOUNT)
-        .expect("northside");
+    let account = northside(sim);
     let backfill = since.map_or(String::new(), |s| format!("[backfill]\nsince = \"{s}\"\n"));
     format!(
         "[database]\nurl = \"{url}\"\n\
